@@ -1,0 +1,2 @@
+//! The `schc` command. STUB.
+fn main() {}

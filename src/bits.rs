@@ -1,0 +1,420 @@
+//! Bit-level I/O: the bottom layer.
+//!
+//! SCHC packets are bit strings, written most significant bit first, with no alignment between
+//! residues (RFC 8724 §7.5). This module owns reading and writing such strings over caller-owned
+//! byte slices, and the variable-length size prefix of RFC 8724 §7.5.2. It knows nothing about
+//! rules or protocols and never allocates or panics: every access is bounds-checked and reports a
+//! [`BitError`] that says where it failed.
+
+use thiserror::Error;
+
+/// An error of the bit layer. Offsets are in bits from the start of the buffer.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Error)]
+pub enum BitError {
+    /// Reading past the end of the input.
+    #[error("truncated input: {needed} bits needed at bit {at}, {available} available")]
+    Truncated {
+        /// Bit offset of the read.
+        at: usize,
+        /// Bits requested.
+        needed: usize,
+        /// Bits left in the input.
+        available: usize,
+    },
+    /// Writing past the end of the output buffer.
+    #[error("output buffer full: {needed} bits to write at bit {at}, room for {available}")]
+    BufferFull {
+        /// Bit offset of the write.
+        at: usize,
+        /// Bits to write.
+        needed: usize,
+        /// Bits left in the buffer.
+        available: usize,
+    },
+    /// A single read or write of more than 64 bits.
+    #[error("a single access is limited to 64 bits, {0} requested")]
+    TooWide(u32),
+    /// A variable-length size that cannot be encoded (more than 65535 units).
+    #[error("variable length {0} exceeds the 16-bit size prefix")]
+    SizeTooLarge(usize),
+}
+
+/// Reads `n` (at most 64) bits at bit offset `off` of `data`, MSB first. Bits past the end of
+/// `data` read as zero; callers check bounds first.
+#[inline]
+pub fn get_bits(data: &[u8], off: usize, n: u32) -> u64 {
+    let mut value: u64 = 0;
+    let mut pos = off;
+    let mut left = n.min(64);
+    // Fast path: whole bytes from an aligned position.
+    while left >= 8 && pos % 8 == 0 {
+        let byte = data.get(pos / 8).copied().unwrap_or(0);
+        value = (value << 8) | u64::from(byte);
+        pos += 8;
+        left -= 8;
+    }
+    while left > 0 {
+        let byte = data.get(pos / 8).copied().unwrap_or(0);
+        let bit = (pos % 8) as u32;
+        let avail = 8 - bit;
+        let take = avail.min(left);
+        let chunk = (u32::from(byte) >> (avail - take)) & ((1u32 << take) - 1);
+        value = (value << take) | u64::from(chunk);
+        pos += take as usize;
+        left -= take;
+    }
+    value
+}
+
+/// A reader of MSB-first bit strings over a borrowed byte slice.
+#[derive(Debug, Clone)]
+pub struct BitReader<'a> {
+    data: &'a [u8],
+    pos: usize,
+    end: usize,
+}
+
+impl<'a> BitReader<'a> {
+    /// A reader over every bit of `data`.
+    pub fn new(data: &'a [u8]) -> Self {
+        Self {
+            data,
+            pos: 0,
+            end: data.len() * 8,
+        }
+    }
+
+    /// A reader over the first `bits` bits of `data` (clamped to the slice).
+    pub fn with_bit_len(data: &'a [u8], bits: usize) -> Self {
+        Self {
+            data,
+            pos: 0,
+            end: bits.min(data.len() * 8),
+        }
+    }
+
+    /// The underlying bytes.
+    pub fn data(&self) -> &'a [u8] {
+        self.data
+    }
+
+    /// Current bit offset.
+    pub fn position(&self) -> usize {
+        self.pos
+    }
+
+    /// Bits left to read.
+    pub fn remaining(&self) -> usize {
+        self.end - self.pos
+    }
+
+    fn check(&self, n: usize) -> Result<(), BitError> {
+        if n > self.remaining() {
+            Err(BitError::Truncated {
+                at: self.pos,
+                needed: n,
+                available: self.remaining(),
+            })
+        } else {
+            Ok(())
+        }
+    }
+
+    /// Reads `n` bits (at most 64) as an unsigned number.
+    #[inline]
+    pub fn read(&mut self, n: u32) -> Result<u64, BitError> {
+        if n > 64 {
+            return Err(BitError::TooWide(n));
+        }
+        self.check(n as usize)?;
+        let v = get_bits(self.data, self.pos, n);
+        self.pos += n as usize;
+        Ok(v)
+    }
+
+    /// Skips `n` bits, returning the offset where they start.
+    pub fn skip(&mut self, n: usize) -> Result<usize, BitError> {
+        self.check(n)?;
+        let at = self.pos;
+        self.pos += n;
+        Ok(at)
+    }
+
+    /// Reads an RFC 8724 §7.5.2 variable-length size prefix (4, 12 or 28 bits).
+    pub fn read_size_prefix(&mut self) -> Result<usize, BitError> {
+        let short = self.read(4)?;
+        if short < 15 {
+            return Ok(short as usize);
+        }
+        let mid = self.read(8)?;
+        if mid < 255 {
+            return Ok(mid as usize);
+        }
+        Ok(self.read(16)? as usize)
+    }
+}
+
+/// Encodes `size` as an RFC 8724 §7.5.2 size prefix: `(value, bit count)`.
+pub fn size_prefix(size: usize) -> Result<(u64, u32), BitError> {
+    match size {
+        0..=14 => Ok((size as u64, 4)),
+        15..=254 => Ok((0xF00 | size as u64, 12)),
+        255..=0xFFFF => Ok((0xFFF_0000 | size as u64, 28)),
+        _ => Err(BitError::SizeTooLarge(size)),
+    }
+}
+
+/// Length in bits of the size prefix for `size` (28 for sizes that cannot be encoded; encoding
+/// them fails later).
+pub fn size_prefix_len(size: usize) -> u32 {
+    match size {
+        0..=14 => 4,
+        15..=254 => 12,
+        _ => 28,
+    }
+}
+
+/// A writer of MSB-first bit strings into a caller-owned byte slice. Every bit it writes is set
+/// or cleared, so the buffer need not be zeroed first.
+#[derive(Debug)]
+pub struct BitWriter<'a> {
+    buf: &'a mut [u8],
+    pos: usize,
+}
+
+impl<'a> BitWriter<'a> {
+    /// A writer at the start of `buf`.
+    pub fn new(buf: &'a mut [u8]) -> Self {
+        Self { buf, pos: 0 }
+    }
+
+    /// Bits written so far.
+    pub fn position(&self) -> usize {
+        self.pos
+    }
+
+    /// Bits of room left.
+    pub fn remaining(&self) -> usize {
+        self.buf.len() * 8 - self.pos
+    }
+
+    /// Moves the cursor to bit `pos` (which must lie within the buffer).
+    pub fn seek(&mut self, pos: usize) -> Result<(), BitError> {
+        if pos > self.buf.len() * 8 {
+            return Err(BitError::BufferFull {
+                at: pos,
+                needed: 0,
+                available: 0,
+            });
+        }
+        self.pos = pos;
+        Ok(())
+    }
+
+    fn check(&self, n: usize) -> Result<(), BitError> {
+        if n > self.remaining() {
+            Err(BitError::BufferFull {
+                at: self.pos,
+                needed: n,
+                available: self.remaining(),
+            })
+        } else {
+            Ok(())
+        }
+    }
+
+    /// Writes the `n` (at most 64) low bits of `value`, most significant first.
+    #[inline]
+    pub fn write(&mut self, value: u64, n: u32) -> Result<(), BitError> {
+        if n > 64 {
+            return Err(BitError::TooWide(n));
+        }
+        self.check(n as usize)?;
+        let mut left = n;
+        while left > 0 {
+            let idx = self.pos / 8;
+            let bit = (self.pos % 8) as u32;
+            let room = 8 - bit;
+            let take = room.min(left);
+            let chunk = ((value >> (left - take)) & ((1u64 << take) - 1)) as u8;
+            let shift = room - take;
+            let mask = ((((1u16 << take) - 1) as u8) << shift) as u8;
+            if let Some(b) = self.buf.get_mut(idx) {
+                *b = (*b & !mask) | (chunk << shift);
+            }
+            self.pos += take as usize;
+            left -= take;
+        }
+        Ok(())
+    }
+
+    /// Copies `n` bits starting at bit `off` of `src`. Bits past the end of `src` are zero.
+    pub fn copy_bits(&mut self, src: &[u8], off: usize, n: usize) -> Result<(), BitError> {
+        self.check(n)?;
+        if self.pos % 8 == 0 && off % 8 == 0 {
+            let whole = n / 8;
+            let start = self.pos / 8;
+            let from = off / 8;
+            let avail = src.len().saturating_sub(from).min(whole);
+            if let (Some(dst), Some(s)) = (
+                self.buf.get_mut(start..start + avail),
+                src.get(from..from + avail),
+            ) {
+                dst.copy_from_slice(s);
+                self.pos += avail * 8;
+                let rest = n - avail * 8;
+                return self.copy_bits_slow(src, off + avail * 8, rest);
+            }
+        }
+        self.copy_bits_slow(src, off, n)
+    }
+
+    fn copy_bits_slow(&mut self, src: &[u8], mut off: usize, mut n: usize) -> Result<(), BitError> {
+        while n > 0 {
+            let take = n.min(56) as u32;
+            self.write(get_bits(src, off, take), take)?;
+            off += take as usize;
+            n -= take as usize;
+        }
+        Ok(())
+    }
+
+    /// Writes whole bytes (at any bit position).
+    pub fn write_bytes(&mut self, bytes: &[u8]) -> Result<(), BitError> {
+        self.copy_bits(bytes, 0, bytes.len() * 8)
+    }
+
+    /// Writes an RFC 8724 §7.5.2 size prefix for `size`.
+    pub fn write_size_prefix(&mut self, size: usize) -> Result<(), BitError> {
+        let (v, n) = size_prefix(size)?;
+        self.write(v, n)
+    }
+
+    /// Writes zero bits up to the next multiple of `word` bits (no-op for `word` 0 or 1).
+    pub fn pad_to(&mut self, word: u32) -> Result<(), BitError> {
+        if word > 1 {
+            let rem = (self.pos % word as usize) as u32;
+            if rem != 0 {
+                let mut n = word - rem;
+                while n > 0 {
+                    let take = n.min(64);
+                    self.write(0, take)?;
+                    n -= take;
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// Bytes touched so far (the bit length rounded up).
+    pub fn byte_len(&self) -> usize {
+        self.pos.div_ceil(8)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn size_prefix_table_of_rfc8724() {
+        // V-8724-1 in the shared RFC examples.
+        let cases: &[(usize, u64, u32)] = &[
+            (0, 0x0, 4),
+            (1, 0x1, 4),
+            (14, 0xE, 4),
+            (15, 0xF0F, 12),
+            (16, 0xF10, 12),
+            (254, 0xFFE, 12),
+            (255, 0xFFF00FF, 28),
+            (256, 0xFFF0100, 28),
+            (1280, 0xFFF0500, 28),
+        ];
+        for &(size, value, bits) in cases {
+            assert_eq!(size_prefix(size).unwrap(), (value, bits), "size {size}");
+            assert_eq!(size_prefix_len(size), bits);
+            let mut buf = [0u8; 4];
+            let mut w = BitWriter::new(&mut buf);
+            w.write_size_prefix(size).unwrap();
+            assert_eq!(w.position(), bits as usize);
+            let mut r = BitReader::with_bit_len(&buf, bits as usize);
+            assert_eq!(r.read_size_prefix().unwrap(), size);
+            assert_eq!(r.remaining(), 0);
+        }
+        assert_eq!(size_prefix(65536), Err(BitError::SizeTooLarge(65536)));
+    }
+
+    #[test]
+    fn escape_1111_11111111_is_not_255_in_12_bits() {
+        // 1111 11111111 followed by nothing: the 16-bit size is missing.
+        let buf = [0xFF, 0xF0];
+        let mut r = BitReader::with_bit_len(&buf, 12);
+        assert!(matches!(
+            r.read_size_prefix(),
+            Err(BitError::Truncated { at: 12, needed: 16, .. })
+        ));
+        // A truncated 4-bit prefix.
+        let mut r = BitReader::with_bit_len(&buf, 3);
+        assert!(r.read_size_prefix().is_err());
+    }
+
+    #[test]
+    fn read_write_across_byte_boundaries() {
+        let mut buf = [0xAAu8; 8];
+        let mut w = BitWriter::new(&mut buf);
+        w.write(0b101, 3).unwrap();
+        w.write(0x1234, 13).unwrap(); // crosses two boundaries
+        w.write(0xFFFF_FFFF, 32).unwrap();
+        w.write(0, 0).unwrap();
+        w.write(1, 1).unwrap();
+        assert_eq!(w.position(), 49);
+        let mut r = BitReader::new(&buf);
+        assert_eq!(r.read(3).unwrap(), 0b101);
+        assert_eq!(r.read(13).unwrap(), 0x1234);
+        assert_eq!(r.read(32).unwrap(), 0xFFFF_FFFF);
+        assert_eq!(r.read(0).unwrap(), 0);
+        assert_eq!(r.read(1).unwrap(), 1);
+    }
+
+    #[test]
+    fn full_64_bit_values_and_limits() {
+        let mut buf = [0u8; 9];
+        let mut w = BitWriter::new(&mut buf);
+        w.write(1, 4).unwrap();
+        w.write(0xDEAD_BEEF_0123_4567, 64).unwrap();
+        assert_eq!(w.write(0, 65), Err(BitError::TooWide(65)));
+        assert!(matches!(w.write(0, 5), Err(BitError::BufferFull { .. })));
+        let mut r = BitReader::new(&buf);
+        r.read(4).unwrap();
+        assert_eq!(r.read(64).unwrap(), 0xDEAD_BEEF_0123_4567);
+        assert!(matches!(r.read(5), Err(BitError::Truncated { at: 68, .. })));
+    }
+
+    #[test]
+    fn copy_bits_unaligned_both_sides() {
+        let src = [0x12, 0x34, 0x56, 0x78, 0x9A];
+        for shift in 0..8 {
+            let mut out = [0xFFu8; 8];
+            let mut w = BitWriter::new(&mut out);
+            w.write(0, shift).unwrap();
+            w.copy_bits(&src, 4, 36).unwrap();
+            let got = get_bits(&out, shift as usize, 36);
+            assert_eq!(got, get_bits(&src, 4, 36), "shift {shift}");
+        }
+    }
+
+    #[test]
+    fn pad_to_word() {
+        let mut buf = [0xFFu8; 4];
+        let mut w = BitWriter::new(&mut buf);
+        w.write(1, 1).unwrap();
+        w.pad_to(8).unwrap();
+        assert_eq!(w.position(), 8);
+        w.pad_to(8).unwrap();
+        assert_eq!(w.position(), 8);
+        w.write(1, 3).unwrap();
+        w.pad_to(16).unwrap();
+        assert_eq!(w.position(), 16);
+        assert_eq!(&buf[..2], &[0x80, 0x20]);
+    }
+}

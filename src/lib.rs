@@ -1,0 +1,69 @@
+//! # lpwan-schc
+//!
+//! Static Context Header Compression (SCHC, RFC 8724) for low-power wide-area networks:
+//! bit-exact compression and decompression of IPv6, UDP and CoAP headers (RFC 8724, RFC 8824)
+//! against rule sets in the RFC 9363 model.
+//!
+//! ## Layers
+//!
+//! Each layer only uses the ones above it in this list:
+//!
+//! 1. [`bits`]: MSB-first bit reader and writer over caller buffers, the variable-length size
+//!    prefix.
+//! 2. [`packet`]: zero-copy parsing of IPv6, UDP and CoAP headers into fields that are bit
+//!    ranges of the caller's buffer.
+//! 3. [`rule`]: the rule model, one representation for devices (static tables) and gateways
+//!    (owned tables, [`rule::RuleSetBuf`]), and its validation.
+//! 4. [`codec`]: the rule matcher, compression and decompression.
+//! 5. `json` (feature `std`): RFC 9363 JSON rule files in and out.
+//!
+//! ## Guarantees
+//!
+//! - Without default features the crate is `#![no_std]` without `alloc`: the caller owns every
+//!   buffer and nothing is allocated. CI links a binary with no global allocator to prove it.
+//! - No `unsafe`. Malformed packets, SCHC packets and rule sets produce typed errors that say
+//!   what is wrong and where; they never panic.
+//!
+//! ## Features
+//!
+//! - `alloc`: owned rule sets.
+//! - `std` (default, implies `alloc`): RFC 9363 JSON.
+//! - `cli` (default, implies `std`): the `schc` command.
+//!
+//! ## Example
+//!
+//! ```
+//! # #[cfg(feature = "std")] {
+//! use lpwan_schc::{codec, json, rule::Direction};
+//! let rules = json::from_str(include_str!("../rules/example.json")).unwrap();
+//! let set = rules.as_set();
+//! let packet = [0u8; 0]; // not IPv6: only the no-compression rule applies
+//! let mut out = [0u8; 64];
+//! let c = codec::compress(&set, &packet, Direction::Up, &codec::Config::default(), &mut out).unwrap();
+//! let mut back = [0u8; 64];
+//! let d = codec::decompress(&set, &out[..c.len], Direction::Up, &codec::Config::default(), &mut back).unwrap();
+//! assert_eq!(&back[..d.len], &packet[..]);
+//! # }
+//! ```
+
+#![cfg_attr(not(feature = "std"), no_std)]
+#![forbid(unsafe_code)]
+#![warn(missing_docs)]
+
+#[cfg(all(feature = "std", not(feature = "alloc")))]
+compile_error!("feature `std` requires feature `alloc`");
+
+#[cfg(feature = "alloc")]
+extern crate alloc;
+#[cfg(test)]
+extern crate std;
+
+pub mod bits;
+pub mod codec;
+#[cfg(feature = "std")]
+pub mod json;
+pub mod packet;
+pub mod rule;
+
+pub use codec::{compress, decompress, Compressed, Config, Decompressed};
+pub use rule::{Direction, RuleId, RuleSet};

@@ -1,0 +1,405 @@
+//! Zero-copy parsing of the headers SCHC compresses: IPv6, UDP and CoAP.
+//!
+//! [`Headers::parse`] walks a packet once and records every field as a bit range
+//! ([`FieldRef`]) of the caller's buffer, named by its SCHC [`Fid`]: source and destination
+//! are mapped to Dev and App by the packet's [`Direction`]. It parses as many layers as are
+//! well formed (IPv6, then UDP when Next Header is 17, then CoAP when the UDP payload is a
+//! well-formed CoAP message); whatever follows the deepest layer a rule describes is payload.
+//! Nothing is copied and nothing can panic.
+//!
+//! This module owns the wire layouts; it knows nothing about rules.
+
+use heapless::Vec;
+use thiserror::Error;
+
+use crate::rule::{Direction, Fid, Layer, HEADER_FIELDS};
+
+/// Length of the IPv6 header in bytes.
+pub const IPV6_HEADER_LEN: usize = 40;
+/// Length of the UDP header in bytes.
+pub const UDP_HEADER_LEN: usize = 8;
+/// The most CoAP options one packet may carry for compression. A packet with more is treated
+/// as carrying no parsable CoAP header (rules with CoAP fields do not match it).
+pub const MAX_OPTIONS: usize = 32;
+
+/// A field's place in the packet: `len` bits from bit `off`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct FieldRef {
+    /// Bit offset from the start of the packet.
+    pub off: u32,
+    /// Length in bits.
+    pub len: u32,
+}
+
+impl FieldRef {
+    const fn new(off: u32, len: u32) -> Self {
+        Self { off, len }
+    }
+
+    /// The byte range of a byte-aligned field.
+    pub fn bytes(self) -> core::ops::Range<usize> {
+        let s = self.off as usize / 8;
+        s..s + self.len as usize / 8
+    }
+}
+
+/// One CoAP option instance.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct CoapOption {
+    /// Option number.
+    pub number: u16,
+    /// Occurrence of this number in the packet (1 = first).
+    pub position: u8,
+    /// The option value (byte aligned).
+    pub value: FieldRef,
+}
+
+/// Why the UDP payload is not a well-formed CoAP message.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Error)]
+pub enum CoapError {
+    /// Fewer than 4 bytes.
+    #[error("CoAP header truncated at byte {0}")]
+    Truncated(usize),
+    /// TKL 9 to 15 (reserved).
+    #[error("reserved token length {0}")]
+    ReservedTkl(u8),
+    /// Option delta or length nibble 15 outside a payload marker.
+    #[error("reserved option nibble 15 at byte {0}")]
+    ReservedNibble(usize),
+    /// An option runs past the end of the message.
+    #[error("option at byte {0} runs past the end of the message")]
+    OptionTruncated(usize),
+    /// The option number exceeds 65535.
+    #[error("option number overflows 16 bits at byte {0}")]
+    OptionNumber(usize),
+    /// A payload marker with nothing after it (RFC 7252 §3).
+    #[error("payload marker at byte {0} with an empty payload")]
+    EmptyPayload(usize),
+    /// More options than [`MAX_OPTIONS`].
+    #[error("more than {MAX_OPTIONS} options")]
+    TooManyOptions,
+}
+
+/// The parsed headers of one packet.
+#[derive(Debug, Clone)]
+pub struct Headers<'p> {
+    data: &'p [u8],
+    direction: Direction,
+    depth: Option<Layer>,
+    fields: [FieldRef; HEADER_FIELDS],
+    options: Vec<CoapOption, MAX_OPTIONS>,
+    coap_end: usize,
+    coap_error: Option<CoapError>,
+}
+
+impl<'p> Headers<'p> {
+    /// Parses `data`, going `direction`.
+    pub fn parse(data: &'p [u8], direction: Direction) -> Self {
+        let mut h = Headers {
+            data,
+            direction,
+            depth: None,
+            fields: [FieldRef::default(); HEADER_FIELDS],
+            options: Vec::new(),
+            coap_end: data.len(),
+            coap_error: None,
+        };
+        if data.len() < IPV6_HEADER_LEN || data.first().map(|b| b >> 4) != Some(6) {
+            return h;
+        }
+        let (src, dst) = match direction {
+            Direction::Up => ((6, 7), (8, 9)),
+            Direction::Down => ((8, 9), (6, 7)),
+        };
+        let f = &mut h.fields;
+        f[0] = FieldRef::new(0, 4);
+        f[1] = FieldRef::new(4, 8);
+        f[2] = FieldRef::new(12, 20);
+        f[3] = FieldRef::new(32, 16);
+        f[4] = FieldRef::new(48, 8);
+        f[5] = FieldRef::new(56, 8);
+        f[src.0] = FieldRef::new(64, 64);
+        f[src.1] = FieldRef::new(128, 64);
+        f[dst.0] = FieldRef::new(192, 64);
+        f[dst.1] = FieldRef::new(256, 64);
+        h.depth = Some(Layer::Ipv6);
+
+        if data.get(6) != Some(&17) || data.len() < IPV6_HEADER_LEN + UDP_HEADER_LEN {
+            return h;
+        }
+        let (sport, dport) = match direction {
+            Direction::Up => (10, 11),
+            Direction::Down => (11, 10),
+        };
+        f[sport] = FieldRef::new(320, 16);
+        f[dport] = FieldRef::new(336, 16);
+        f[12] = FieldRef::new(352, 16);
+        f[13] = FieldRef::new(368, 16);
+        h.depth = Some(Layer::Udp);
+
+        let start = IPV6_HEADER_LEN + UDP_HEADER_LEN;
+        if data.len() == start {
+            return h;
+        }
+        match parse_coap(data, start, &mut h.options) {
+            Ok((tkl, end)) => {
+                let b = (start * 8) as u32;
+                let f = &mut h.fields;
+                f[14] = FieldRef::new(b, 2);
+                f[15] = FieldRef::new(b + 2, 2);
+                f[16] = FieldRef::new(b + 4, 4);
+                f[17] = FieldRef::new(b + 8, 8);
+                f[18] = FieldRef::new(b + 16, 16);
+                f[19] = FieldRef::new(b + 32, u32::from(tkl) * 8);
+                h.coap_end = end;
+                h.depth = Some(Layer::Coap);
+            }
+            Err(e) => {
+                h.options.clear();
+                h.coap_error = Some(e);
+            }
+        }
+        h
+    }
+
+    /// The packet.
+    #[inline]
+    pub fn data(&self) -> &'p [u8] {
+        self.data
+    }
+
+    /// The direction the packet was parsed for.
+    pub fn direction(&self) -> Direction {
+        self.direction
+    }
+
+    /// The deepest layer parsed (`None` when the packet is not IPv6).
+    #[inline]
+    pub fn depth(&self) -> Option<Layer> {
+        self.depth
+    }
+
+    /// Why the UDP payload was not parsed as CoAP, if it was not.
+    pub fn coap_error(&self) -> Option<CoapError> {
+        self.coap_error
+    }
+
+    /// Whether `layer` was parsed.
+    #[inline]
+    pub fn has(&self, layer: Layer) -> bool {
+        self.depth.is_some_and(|d| d >= layer)
+    }
+
+    /// Byte offset where the payload after `layer` starts (0 for no layer).
+    #[inline]
+    pub fn layer_end(&self, layer: Option<Layer>) -> usize {
+        match layer {
+            None => 0,
+            Some(Layer::Ipv6) => IPV6_HEADER_LEN,
+            Some(Layer::Udp) => IPV6_HEADER_LEN + UDP_HEADER_LEN,
+            Some(Layer::Coap) => self.coap_end,
+        }
+    }
+
+    /// Number of fields in the layers up to and including `layer`.
+    #[inline]
+    pub fn field_count(&self, layer: Option<Layer>) -> usize {
+        match layer {
+            None => 0,
+            Some(Layer::Ipv6) => 10,
+            Some(Layer::Udp) => 14,
+            Some(Layer::Coap) => 20 + self.options.len(),
+        }
+    }
+
+    /// The CoAP options, in packet order.
+    pub fn options(&self) -> &[CoapOption] {
+        &self.options
+    }
+
+    /// The field `fid` at position `fp` (1-based), if the packet has it.
+    #[inline]
+    pub fn field(&self, fid: Fid, fp: u8) -> Option<FieldRef> {
+        match fid {
+            Fid::CoapOption(n) => {
+                if !self.has(Layer::Coap) {
+                    return None;
+                }
+                self.options
+                    .iter()
+                    .find(|o| o.number == n && o.position == fp)
+                    .map(|o| o.value)
+            }
+            other => {
+                if fp != 1 || !self.has(other.layer()) {
+                    return None;
+                }
+                other.header_index().and_then(|i| self.fields.get(i).copied())
+            }
+        }
+    }
+}
+
+/// Reads an option delta or length nibble with its extension bytes.
+fn option_ext(data: &[u8], nibble: u8, i: &mut usize, at: usize) -> Result<u32, CoapError> {
+    match nibble {
+        0..=12 => Ok(u32::from(nibble)),
+        13 => {
+            let b = *data.get(*i).ok_or(CoapError::OptionTruncated(at))?;
+            *i += 1;
+            Ok(u32::from(b) + 13)
+        }
+        14 => {
+            let hi = *data.get(*i).ok_or(CoapError::OptionTruncated(at))?;
+            let lo = *data.get(*i + 1).ok_or(CoapError::OptionTruncated(at))?;
+            *i += 2;
+            Ok(u32::from(u16::from_be_bytes([hi, lo])) + 269)
+        }
+        _ => Err(CoapError::ReservedNibble(at)),
+    }
+}
+
+/// Parses a CoAP message starting at byte `start`; returns the TKL and the byte offset where
+/// the payload starts (after the payload marker, or the end when there is no payload).
+fn parse_coap(
+    data: &[u8],
+    start: usize,
+    options: &mut Vec<CoapOption, MAX_OPTIONS>,
+) -> Result<(u8, usize), CoapError> {
+    let first = *data.get(start).ok_or(CoapError::Truncated(start))?;
+    if data.len() < start + 4 {
+        return Err(CoapError::Truncated(data.len()));
+    }
+    let tkl = first & 0x0F;
+    if tkl > 8 {
+        return Err(CoapError::ReservedTkl(tkl));
+    }
+    let mut i = start + 4 + tkl as usize;
+    if i > data.len() {
+        return Err(CoapError::Truncated(data.len()));
+    }
+    let mut number: u32 = 0;
+    let mut last: Option<(u16, u8)> = None;
+    loop {
+        let Some(&b) = data.get(i) else {
+            return Ok((tkl, data.len()));
+        };
+        let at = i;
+        if b == 0xFF {
+            if i + 1 >= data.len() {
+                return Err(CoapError::EmptyPayload(at));
+            }
+            return Ok((tkl, i + 1));
+        }
+        i += 1;
+        let delta = option_ext(data, b >> 4, &mut i, at)?;
+        let len = option_ext(data, b & 0x0F, &mut i, at)? as usize;
+        number += delta;
+        let num = u16::try_from(number).map_err(|_| CoapError::OptionNumber(at))?;
+        if i + len > data.len() {
+            return Err(CoapError::OptionTruncated(at));
+        }
+        let position = match last {
+            Some((n, p)) if n == num => p.saturating_add(1),
+            _ => 1,
+        };
+        last = Some((num, position));
+        options
+            .push(CoapOption {
+                number: num,
+                position,
+                value: FieldRef::new((i * 8) as u32, (len * 8) as u32),
+            })
+            .map_err(|_| CoapError::TooManyOptions)?;
+        i += len;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn hex(s: &str) -> std::vec::Vec<u8> {
+        (0..s.len())
+            .step_by(2)
+            .map(|i| u8::from_str_radix(&s[i..i + 2], 16).unwrap())
+            .collect()
+    }
+
+    #[test]
+    fn coap_get_with_token_and_uri_path() {
+        // V-CO-2 GET inside IPv6/UDP.
+        let mut p = hex("600000000011114020010db8000a000b000000000000005720010db8000100020000000000000401f0b11633001100004101000182bb74656d7065726174757265");
+        p.truncate(48 + 17);
+        let h = Headers::parse(&p, Direction::Up);
+        assert_eq!(h.depth(), Some(Layer::Coap));
+        assert_eq!(h.field(Fid::CoapTkl, 1), Some(FieldRef::new(388, 4)));
+        assert_eq!(h.field(Fid::CoapToken, 1), Some(FieldRef::new(416, 8)));
+        let o = h.options();
+        assert_eq!(o.len(), 1);
+        assert_eq!((o[0].number, o[0].position), (11, 1));
+        assert_eq!(&p[o[0].value.bytes()], b"temperature");
+        assert_eq!(h.layer_end(Some(Layer::Coap)), p.len());
+        assert_eq!(h.field_count(Some(Layer::Coap)), 21);
+    }
+
+    #[test]
+    fn dev_and_app_follow_direction() {
+        let p = hex("600000000008114020010db8000a000b000000000000005720010db8000100020000000000000401f0b1f0b20008be97");
+        let up = Headers::parse(&p, Direction::Up);
+        let down = Headers::parse(&p, Direction::Down);
+        assert_eq!(up.field(Fid::Ipv6DevIid, 1).unwrap().off, 128);
+        assert_eq!(down.field(Fid::Ipv6DevIid, 1).unwrap().off, 256);
+        assert_eq!(up.field(Fid::UdpDevPort, 1).unwrap().off, 320);
+        assert_eq!(down.field(Fid::UdpDevPort, 1).unwrap().off, 336);
+        assert_eq!(up.depth(), Some(Layer::Udp));
+        assert_eq!(up.field(Fid::CoapVersion, 1), None);
+        assert_eq!(up.field(Fid::Ipv6Version, 2), None);
+    }
+
+    #[test]
+    fn extended_deltas_lengths_repeats_and_zero_length() {
+        // Options: Observe(6) len 0; Uri-Path(11) x2 ("a", "bc"); option 300 (delta 289 via
+        // 14-form) with a 20-byte value (13-form length); then payload.
+        let mut coap = std::vec![0x40, 0x01, 0x00, 0x01];
+        coap.push(0x60); // delta 6, len 0
+        coap.extend_from_slice(&[0x51, b'a']); // delta 5 -> 11
+        coap.extend_from_slice(&[0x02, b'b', b'c']); // delta 0 -> 11 again
+        // 0xE = 14-form delta (2 bytes: 289 - 269 = 20), 0xD = 13-form length (1 byte: 7 + 13 = 20)
+        coap.extend_from_slice(&[0xED, 0x00, 20, 7]);
+        coap.extend_from_slice(&[0xAA; 20]);
+        coap.extend_from_slice(&[0xFF, 1, 2]);
+        let mut opts = Vec::new();
+        let (tkl, end) = parse_coap(&coap, 0, &mut opts).unwrap();
+        assert_eq!(tkl, 0);
+        assert_eq!(end, coap.len() - 2);
+        let got: std::vec::Vec<(u16, u8, u32)> =
+            opts.iter().map(|o| (o.number, o.position, o.value.len)).collect();
+        assert_eq!(got, [(6, 1, 0), (11, 1, 8), (11, 2, 16), (300, 1, 160)]);
+    }
+
+    #[test]
+    fn malformed_coap_is_reported_not_parsed() {
+        let mut opts = Vec::new();
+        assert_eq!(parse_coap(&[0x40, 1], 0, &mut opts), Err(CoapError::Truncated(2)));
+        assert_eq!(
+            parse_coap(&[0x49, 1, 0, 0], 0, &mut opts),
+            Err(CoapError::ReservedTkl(9))
+        );
+        assert_eq!(
+            parse_coap(&[0x40, 1, 0, 0, 0xFF], 0, &mut opts),
+            Err(CoapError::EmptyPayload(4))
+        );
+        assert_eq!(
+            parse_coap(&[0x40, 1, 0, 0, 0xF1, 0], 0, &mut opts),
+            Err(CoapError::ReservedNibble(4))
+        );
+        assert_eq!(
+            parse_coap(&[0x40, 1, 0, 0, 0x13, 0], 0, &mut opts),
+            Err(CoapError::OptionTruncated(4))
+        );
+        let mut many = std::vec![0x40, 1, 0, 0];
+        many.extend(core::iter::repeat(0x10).take(MAX_OPTIONS + 1));
+        assert_eq!(parse_coap(&many, 0, &mut Vec::new()), Err(CoapError::TooManyOptions));
+    }
+}
