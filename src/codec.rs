@@ -31,6 +31,10 @@ pub struct Config {
     pub dev_iid: Option<[u8; 8]>,
     /// The application's IPv6 IID, for the AppIID action.
     pub app_iid: Option<[u8; 8]>,
+    /// The first header of the packets: `Layer::Ipv6` (default) for IPv6 packets,
+    /// `Layer::Udp` or `Layer::Coap` where SCHC compresses from that layer on (for example
+    /// OSCORE inner compression of a bare CoAP message).
+    pub first_layer: Layer,
 }
 
 impl Default for Config {
@@ -40,6 +44,7 @@ impl Default for Config {
             max_packet_size: 1280,
             dev_iid: None,
             app_iid: None,
+            first_layer: Layer::Ipv6,
         }
     }
 }
@@ -131,7 +136,9 @@ pub enum DecompressError {
         count: usize,
     },
     /// The rebuilt packet would exceed the size limit or the output buffer.
-    #[error("rule {rule}: the packet would exceed {limit} bytes (maximum packet size or output buffer)")]
+    #[error(
+        "rule {rule}: the packet would exceed {limit} bytes (maximum packet size or output buffer)"
+    )]
     TooLong {
         /// The rule.
         rule: RuleId,
@@ -181,7 +188,7 @@ pub fn compress(
     cfg: &Config,
     out: &mut [u8],
 ) -> Result<Compressed, CompressError> {
-    let h = Headers::parse(packet, dir);
+    let h = Headers::parse_from(packet, dir, cfg.first_layer);
     let mut m = Matcher::new(&h, cfg);
     let mut best: Option<(&Rule, usize, Option<Layer>)> = None;
     for rule in set.rules() {
@@ -501,10 +508,9 @@ impl<'h, 'p> Matcher<'h, 'p> {
     fn computed(&mut self, fid: Fid) -> Option<u16> {
         let len = self.h.data().len();
         match fid {
-            Fid::Ipv6PayloadLength | Fid::UdpLength => {
-                u16::try_from(len.checked_sub(IPV6_HEADER_LEN)?).ok()
-            }
-            Fid::UdpChecksum => {
+            Fid::Ipv6PayloadLength => u16::try_from(len.checked_sub(IPV6_HEADER_LEN)?).ok(),
+            Fid::UdpLength => u16::try_from(len.checked_sub(self.h.udp_start())?).ok(),
+            Fid::UdpChecksum if self.h.first() == Layer::Ipv6 => {
                 if self.checksum.is_none() {
                     self.checksum = Some(udp_checksum(self.h.data()));
                 }
@@ -614,7 +620,10 @@ pub fn decompress_bits(
             let dst = out.get_mut(..limit).unwrap_or(&mut []);
             let mut w = BitWriter::new(dst);
             w.copy_bits(schc, r.position(), n * 8).map_err(too_long)?;
-            Ok(Decompressed { rule_id: id, len: n })
+            Ok(Decompressed {
+                rule_id: id,
+                len: n,
+            })
         }
         Nature::Compression(_) => {
             let dst = out.get_mut(..limit).unwrap_or(&mut []);
@@ -668,13 +677,28 @@ impl Rebuilder<'_, '_, '_> {
         let limit = out.len();
         let too_long = |_| DecompressError::TooLong { rule: id, limit };
         let layer = rule_depth(fields);
+        let first = cfg.first_layer;
+        if let Some(fd) = fields.iter().find(|f| f.fid.layer() < first) {
+            let entry = fields.iter().position(|f| f == fd).unwrap_or(0);
+            return Err(self.bad(
+                entry,
+                fd.fid,
+                "the rule describes a layer below the first layer configured",
+            ));
+        }
         let mut w = BitWriter::new(out);
-        let (dev_first, ports_dev_first) = (self.dir == Direction::Up, self.dir == Direction::Up);
-        if layer >= Some(Layer::Ipv6) {
+        let dev_first = self.dir == Direction::Up;
+        if first == Layer::Ipv6 && layer >= Some(Layer::Ipv6) {
             let (a, b) = if dev_first {
-                ([Fid::Ipv6DevPrefix, Fid::Ipv6DevIid], [Fid::Ipv6AppPrefix, Fid::Ipv6AppIid])
+                (
+                    [Fid::Ipv6DevPrefix, Fid::Ipv6DevIid],
+                    [Fid::Ipv6AppPrefix, Fid::Ipv6AppIid],
+                )
             } else {
-                ([Fid::Ipv6AppPrefix, Fid::Ipv6AppIid], [Fid::Ipv6DevPrefix, Fid::Ipv6DevIid])
+                (
+                    [Fid::Ipv6AppPrefix, Fid::Ipv6AppIid],
+                    [Fid::Ipv6DevPrefix, Fid::Ipv6DevIid],
+                )
             };
             let order = [
                 Fid::Ipv6Version,
@@ -692,8 +716,8 @@ impl Rebuilder<'_, '_, '_> {
                 self.emit_header(fid, &mut w)?;
             }
         }
-        if layer >= Some(Layer::Udp) {
-            let (s, d) = if ports_dev_first {
+        if first <= Layer::Udp && layer >= Some(Layer::Udp) {
+            let (s, d) = if dev_first {
                 (Fid::UdpDevPort, Fid::UdpAppPort)
             } else {
                 (Fid::UdpAppPort, Fid::UdpDevPort)
@@ -709,7 +733,12 @@ impl Rebuilder<'_, '_, '_> {
         w.copy_bits(self.input, r.position(), payload * 8)
             .map_err(too_long)?;
         let total = w.byte_len();
-        self.patch_computed(out, total)?;
+        let udp_start = if first == Layer::Ipv6 {
+            IPV6_HEADER_LEN
+        } else {
+            0
+        };
+        self.patch_computed(out, total, first, udp_start)?;
         Ok(total)
     }
 
@@ -817,7 +846,8 @@ impl Rebuilder<'_, '_, '_> {
                         (l.checked_sub(x), l)
                     }
                 };
-                let rest = rest.ok_or_else(|| self.bad(entry, fd.fid, "MSB wider than the field"))?;
+                let rest =
+                    rest.ok_or_else(|| self.bad(entry, fd.fid, "MSB wider than the field"))?;
                 if fd.fl == FieldLength::Variable && tv_len(0) < x {
                     return Err(self.bad(entry, fd.fid, "target value shorter than MSB"));
                 }
@@ -840,7 +870,11 @@ impl Rebuilder<'_, '_, '_> {
             }
         };
         if let (Val::Tv(i), FieldLength::Fixed(_) | FieldLength::TokenLength) = (val, fd.fl) {
-            if !self.set.tv(fd, i).is_some_and(|t| fits_right_aligned(t, bits)) {
+            if !self
+                .set
+                .tv(fd, i)
+                .is_some_and(|t| fits_right_aligned(t, bits))
+            {
                 return Err(self.bad(entry, fd.fid, "target value wider than the field"));
             }
         }
@@ -982,7 +1016,13 @@ impl Rebuilder<'_, '_, '_> {
         Ok(())
     }
 
-    fn patch_computed(&self, out: &mut [u8], total: usize) -> Result<(), DecompressError> {
+    fn patch_computed(
+        &self,
+        out: &mut [u8],
+        total: usize,
+        first: Layer,
+        udp_start: usize,
+    ) -> Result<(), DecompressError> {
         let id = self.rule.id;
         let computed = |fid| {
             self.decoded
@@ -994,9 +1034,9 @@ impl Rebuilder<'_, '_, '_> {
                 s.copy_from_slice(&v.to_be_bytes());
             }
         };
-        let len16 = |fid| {
+        let len16 = |fid, from: usize| {
             total
-                .checked_sub(IPV6_HEADER_LEN)
+                .checked_sub(from)
                 .and_then(|l| u16::try_from(l).ok())
                 .ok_or(DecompressError::BadField {
                     rule: id,
@@ -1005,13 +1045,16 @@ impl Rebuilder<'_, '_, '_> {
                     reason: "computed length does not fit 16 bits",
                 })
         };
-        if computed(Fid::Ipv6PayloadLength) {
-            put(out, 4, len16(Fid::Ipv6PayloadLength)?);
+        if computed(Fid::Ipv6PayloadLength) && first == Layer::Ipv6 {
+            put(out, 4, len16(Fid::Ipv6PayloadLength, IPV6_HEADER_LEN)?);
         }
-        if computed(Fid::UdpLength) && total >= IPV6_HEADER_LEN + UDP_HEADER_LEN {
-            put(out, 44, len16(Fid::UdpLength)?);
+        if computed(Fid::UdpLength) && total >= udp_start + UDP_HEADER_LEN {
+            put(out, udp_start + 4, len16(Fid::UdpLength, udp_start)?);
         }
-        if computed(Fid::UdpChecksum) && total >= IPV6_HEADER_LEN + UDP_HEADER_LEN {
+        if computed(Fid::UdpChecksum)
+            && first == Layer::Ipv6
+            && total >= IPV6_HEADER_LEN + UDP_HEADER_LEN
+        {
             let c = udp_checksum(out.get(..total).unwrap_or(&[]));
             put(out, 46, c);
         }

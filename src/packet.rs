@@ -85,65 +85,86 @@ pub enum CoapError {
 pub struct Headers<'p> {
     data: &'p [u8],
     direction: Direction,
+    first: Layer,
     depth: Option<Layer>,
     fields: [FieldRef; HEADER_FIELDS],
     options: Vec<CoapOption, MAX_OPTIONS>,
+    udp_start: usize,
     coap_end: usize,
     coap_error: Option<CoapError>,
 }
 
 impl<'p> Headers<'p> {
-    /// Parses `data`, going `direction`.
+    /// Parses `data`, an IPv6 packet, going `direction`.
     pub fn parse(data: &'p [u8], direction: Direction) -> Self {
+        Self::parse_from(data, direction, Layer::Ipv6)
+    }
+
+    /// Parses `data` whose first header is `first`: `Layer::Ipv6` for IPv6 packets,
+    /// `Layer::Udp` for a UDP datagram, `Layer::Coap` for a bare CoAP message (as in OSCORE
+    /// inner compression or SCHC between CoAP endpoints).
+    pub fn parse_from(data: &'p [u8], direction: Direction, first: Layer) -> Self {
         let mut h = Headers {
             data,
             direction,
+            first,
             depth: None,
             fields: [FieldRef::default(); HEADER_FIELDS],
             options: Vec::new(),
+            udp_start: 0,
             coap_end: data.len(),
             coap_error: None,
         };
-        if data.len() < IPV6_HEADER_LEN || data.first().map(|b| b >> 4) != Some(6) {
-            return h;
+        let mut next = 0usize;
+        if first == Layer::Ipv6 {
+            if data.len() < IPV6_HEADER_LEN || data.first().map(|b| b >> 4) != Some(6) {
+                return h;
+            }
+            let (src, dst) = match direction {
+                Direction::Up => ((6, 7), (8, 9)),
+                Direction::Down => ((8, 9), (6, 7)),
+            };
+            let f = &mut h.fields;
+            f[0] = FieldRef::new(0, 4);
+            f[1] = FieldRef::new(4, 8);
+            f[2] = FieldRef::new(12, 20);
+            f[3] = FieldRef::new(32, 16);
+            f[4] = FieldRef::new(48, 8);
+            f[5] = FieldRef::new(56, 8);
+            f[src.0] = FieldRef::new(64, 64);
+            f[src.1] = FieldRef::new(128, 64);
+            f[dst.0] = FieldRef::new(192, 64);
+            f[dst.1] = FieldRef::new(256, 64);
+            h.depth = Some(Layer::Ipv6);
+            if data.get(6) != Some(&17) {
+                return h;
+            }
+            next = IPV6_HEADER_LEN;
         }
-        let (src, dst) = match direction {
-            Direction::Up => ((6, 7), (8, 9)),
-            Direction::Down => ((8, 9), (6, 7)),
-        };
-        let f = &mut h.fields;
-        f[0] = FieldRef::new(0, 4);
-        f[1] = FieldRef::new(4, 8);
-        f[2] = FieldRef::new(12, 20);
-        f[3] = FieldRef::new(32, 16);
-        f[4] = FieldRef::new(48, 8);
-        f[5] = FieldRef::new(56, 8);
-        f[src.0] = FieldRef::new(64, 64);
-        f[src.1] = FieldRef::new(128, 64);
-        f[dst.0] = FieldRef::new(192, 64);
-        f[dst.1] = FieldRef::new(256, 64);
-        h.depth = Some(Layer::Ipv6);
-
-        if data.get(6) != Some(&17) || data.len() < IPV6_HEADER_LEN + UDP_HEADER_LEN {
-            return h;
+        if first <= Layer::Udp {
+            if data.len() < next + UDP_HEADER_LEN {
+                return h;
+            }
+            let (sport, dport) = match direction {
+                Direction::Up => (10, 11),
+                Direction::Down => (11, 10),
+            };
+            let b = (next * 8) as u32;
+            let f = &mut h.fields;
+            f[sport] = FieldRef::new(b, 16);
+            f[dport] = FieldRef::new(b + 16, 16);
+            f[12] = FieldRef::new(b + 32, 16);
+            f[13] = FieldRef::new(b + 48, 16);
+            h.udp_start = next;
+            h.depth = Some(Layer::Udp);
+            next += UDP_HEADER_LEN;
+            if data.len() == next {
+                return h;
+            }
         }
-        let (sport, dport) = match direction {
-            Direction::Up => (10, 11),
-            Direction::Down => (11, 10),
-        };
-        f[sport] = FieldRef::new(320, 16);
-        f[dport] = FieldRef::new(336, 16);
-        f[12] = FieldRef::new(352, 16);
-        f[13] = FieldRef::new(368, 16);
-        h.depth = Some(Layer::Udp);
-
-        let start = IPV6_HEADER_LEN + UDP_HEADER_LEN;
-        if data.len() == start {
-            return h;
-        }
-        match parse_coap(data, start, &mut h.options) {
+        match parse_coap(data, next, &mut h.options) {
             Ok((tkl, end)) => {
-                let b = (start * 8) as u32;
+                let b = (next * 8) as u32;
                 let f = &mut h.fields;
                 f[14] = FieldRef::new(b, 2);
                 f[15] = FieldRef::new(b + 2, 2);
@@ -160,6 +181,16 @@ impl<'p> Headers<'p> {
             }
         }
         h
+    }
+
+    /// The first layer of the packet.
+    pub fn first(&self) -> Layer {
+        self.first
+    }
+
+    /// Byte offset of the UDP header (when parsed).
+    pub fn udp_start(&self) -> usize {
+        self.udp_start
     }
 
     /// The packet.
@@ -187,7 +218,7 @@ impl<'p> Headers<'p> {
     /// Whether `layer` was parsed.
     #[inline]
     pub fn has(&self, layer: Layer) -> bool {
-        self.depth.is_some_and(|d| d >= layer)
+        layer >= self.first && self.depth.is_some_and(|d| d >= layer)
     }
 
     /// Byte offset where the payload after `layer` starts (0 for no layer).
@@ -196,20 +227,24 @@ impl<'p> Headers<'p> {
         match layer {
             None => 0,
             Some(Layer::Ipv6) => IPV6_HEADER_LEN,
-            Some(Layer::Udp) => IPV6_HEADER_LEN + UDP_HEADER_LEN,
+            Some(Layer::Udp) => self.udp_start + UDP_HEADER_LEN,
             Some(Layer::Coap) => self.coap_end,
         }
     }
 
-    /// Number of fields in the layers up to and including `layer`.
+    /// Number of fields in the layers from the first up to and including `layer`.
     #[inline]
     pub fn field_count(&self, layer: Option<Layer>) -> usize {
-        match layer {
-            None => 0,
-            Some(Layer::Ipv6) => 10,
-            Some(Layer::Udp) => 14,
-            Some(Layer::Coap) => 20 + self.options.len(),
-        }
+        let count = |l: Layer| match l {
+            Layer::Ipv6 => 10,
+            Layer::Udp => 4,
+            Layer::Coap => 6 + self.options.len(),
+        };
+        [Layer::Ipv6, Layer::Udp, Layer::Coap]
+            .iter()
+            .filter(|&&l| l >= self.first && Some(l) <= layer)
+            .map(|&l| count(l))
+            .sum()
     }
 
     /// The CoAP options, in packet order.
@@ -234,7 +269,9 @@ impl<'p> Headers<'p> {
                 if fp != 1 || !self.has(other.layer()) {
                     return None;
                 }
-                other.header_index().and_then(|i| self.fields.get(i).copied())
+                other
+                    .header_index()
+                    .and_then(|i| self.fields.get(i).copied())
             }
         }
     }
@@ -365,7 +402,7 @@ mod tests {
         coap.push(0x60); // delta 6, len 0
         coap.extend_from_slice(&[0x51, b'a']); // delta 5 -> 11
         coap.extend_from_slice(&[0x02, b'b', b'c']); // delta 0 -> 11 again
-        // 0xE = 14-form delta (2 bytes: 289 - 269 = 20), 0xD = 13-form length (1 byte: 7 + 13 = 20)
+                                                     // 0xE = 14-form delta (2 bytes: 289 - 269 = 20), 0xD = 13-form length (1 byte: 7 + 13 = 20)
         coap.extend_from_slice(&[0xED, 0x00, 20, 7]);
         coap.extend_from_slice(&[0xAA; 20]);
         coap.extend_from_slice(&[0xFF, 1, 2]);
@@ -373,15 +410,20 @@ mod tests {
         let (tkl, end) = parse_coap(&coap, 0, &mut opts).unwrap();
         assert_eq!(tkl, 0);
         assert_eq!(end, coap.len() - 2);
-        let got: std::vec::Vec<(u16, u8, u32)> =
-            opts.iter().map(|o| (o.number, o.position, o.value.len)).collect();
+        let got: std::vec::Vec<(u16, u8, u32)> = opts
+            .iter()
+            .map(|o| (o.number, o.position, o.value.len))
+            .collect();
         assert_eq!(got, [(6, 1, 0), (11, 1, 8), (11, 2, 16), (300, 1, 160)]);
     }
 
     #[test]
     fn malformed_coap_is_reported_not_parsed() {
         let mut opts = Vec::new();
-        assert_eq!(parse_coap(&[0x40, 1], 0, &mut opts), Err(CoapError::Truncated(2)));
+        assert_eq!(
+            parse_coap(&[0x40, 1], 0, &mut opts),
+            Err(CoapError::Truncated(2))
+        );
         assert_eq!(
             parse_coap(&[0x49, 1, 0, 0], 0, &mut opts),
             Err(CoapError::ReservedTkl(9))
@@ -400,6 +442,9 @@ mod tests {
         );
         let mut many = std::vec![0x40, 1, 0, 0];
         many.extend(core::iter::repeat(0x10).take(MAX_OPTIONS + 1));
-        assert_eq!(parse_coap(&many, 0, &mut Vec::new()), Err(CoapError::TooManyOptions));
+        assert_eq!(
+            parse_coap(&many, 0, &mut Vec::new()),
+            Err(CoapError::TooManyOptions)
+        );
     }
 }
