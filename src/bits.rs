@@ -238,7 +238,7 @@ impl<'a> BitWriter<'a> {
             let take = room.min(left);
             let chunk = ((value >> (left - take)) & ((1u64 << take) - 1)) as u8;
             let shift = room - take;
-            let mask = ((((1u16 << take) - 1) as u8) << shift) as u8;
+            let mask = (((1u16 << take) - 1) as u8) << shift;
             if let Some(b) = self.buf.get_mut(idx) {
                 *b = (*b & !mask) | (chunk << shift);
             }
@@ -351,7 +351,11 @@ mod tests {
         let mut r = BitReader::with_bit_len(&buf, 12);
         assert!(matches!(
             r.read_size_prefix(),
-            Err(BitError::Truncated { at: 12, needed: 16, .. })
+            Err(BitError::Truncated {
+                at: 12,
+                needed: 16,
+                ..
+            })
         ));
         // A truncated 4-bit prefix.
         let mut r = BitReader::with_bit_len(&buf, 3);

@@ -24,6 +24,11 @@ use crate::rule::{
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Config {
     /// L2 word in bits: compressed packets are zero-padded to a multiple of it (default 8).
+    ///
+    /// [`decompress`] takes whole bytes and drops the trailing bits that do not make a byte,
+    /// which removes any padding of fewer than 8 bits. With an L2 word wider than 8 bits the
+    /// padding may reach a whole byte: the receiver must then pass the exact bit length to
+    /// [`decompress_bits`].
     pub l2_word: u8,
     /// Largest packet decompression may produce, in bytes (default 1280).
     pub max_packet_size: usize,

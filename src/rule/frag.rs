@@ -139,7 +139,7 @@ impl FragParams {
                 if self.w_bits == 0 {
                     return Err("windowed modes need w-size of at least 1");
                 }
-                if self.window_size == 0 || u32::from(self.window_size) >= all_ones + 1 {
+                if self.window_size == 0 || u32::from(self.window_size) > all_ones {
                     return Err("window-size must be 1 to 2^fcn-size - 1");
                 }
                 if self.max_ack_requests == 0 {
