@@ -436,7 +436,13 @@ impl<'h, 'p> Matcher<'h, 'p> {
                 continue;
             }
             bits += self.match_field(set, fd)?;
-            count += 1;
+            // A descriptor for an empty token (TKL 0) is optional: it matches but is not
+            // counted among the packet's fields.
+            let empty_token = fd.fid == Fid::CoapToken
+                && self.h.field(Fid::CoapToken, 1).is_some_and(|f| f.len == 0);
+            if !empty_token {
+                count += 1;
+            }
         }
         (count == self.h.field_count(layer)).then_some((bits, layer))
     }
@@ -973,12 +979,23 @@ impl Rebuilder<'_, '_, '_> {
         ] {
             self.emit_header(fid, w)?;
         }
-        let tkl = self.numeric(self.find(Fid::CoapTkl, 1)?)? as usize;
-        let token = self.find(Fid::CoapToken, 1)?;
-        if token.bits != tkl * 8 || tkl > 8 {
-            return Err(self.bad(token.entry, Fid::CoapToken, "token length differs from TKL"));
+        let tkl_entry = self.find(Fid::CoapTkl, 1)?;
+        let tkl = self.numeric(tkl_entry)? as usize;
+        match self.find(Fid::CoapToken, 1) {
+            Ok(token) => {
+                if token.bits != tkl * 8 || tkl > 8 {
+                    return Err(self.bad(
+                        token.entry,
+                        Fid::CoapToken,
+                        "token length differs from TKL",
+                    ));
+                }
+                self.emit_value(token, w).map_err(too_long)?;
+            }
+            // A rule may leave out the token when TKL is 0.
+            Err(_) if tkl == 0 => {}
+            Err(e) => return Err(e),
         }
-        self.emit_value(token, w).map_err(too_long)?;
 
         // Options in (number, position) order.
         let mut opts: Vec<(u16, u8, usize), MAX_DECODED> = Vec::new();

@@ -238,7 +238,8 @@ impl<'p> Headers<'p> {
         let count = |l: Layer| match l {
             Layer::Ipv6 => 10,
             Layer::Udp => 4,
-            Layer::Coap => 6 + self.options.len(),
+            // A zero-length token (TKL 0) need not be described.
+            Layer::Coap => 5 + usize::from(self.fields[19].len > 0) + self.options.len(),
         };
         [Layer::Ipv6, Layer::Udp, Layer::Coap]
             .iter()
@@ -378,6 +379,7 @@ mod tests {
         assert_eq!(&p[o[0].value.bytes()], b"temperature");
         assert_eq!(h.layer_end(Some(Layer::Coap)), p.len());
         assert_eq!(h.field_count(Some(Layer::Coap)), 21);
+        // Without a token the count drops by one.
     }
 
     #[test]
@@ -441,7 +443,7 @@ mod tests {
             Err(CoapError::OptionTruncated(4))
         );
         let mut many = std::vec![0x40, 1, 0, 0];
-        many.extend(core::iter::repeat(0x10).take(MAX_OPTIONS + 1));
+        many.extend(core::iter::repeat_n(0x10, MAX_OPTIONS + 1));
         assert_eq!(
             parse_coap(&many, 0, &mut Vec::new()),
             Err(CoapError::TooManyOptions)
