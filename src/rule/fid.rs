@@ -260,7 +260,10 @@ mod tests {
         }
         for (n, _) in COAP_OPTION_NAMES {
             let fid = Fid::CoapOption(n);
-            assert_eq!(Fid::from_rfc9363_name(fid.rfc9363_name().unwrap()), Some(fid));
+            assert_eq!(
+                Fid::from_rfc9363_name(fid.rfc9363_name().unwrap()),
+                Some(fid)
+            );
         }
         assert_eq!(Fid::CoapOption(2048).rfc9363_name(), None);
         assert_eq!(Fid::from_rfc9363_name("fid-ipv6-nope"), None);

@@ -15,9 +15,7 @@ mod frag;
 mod owned;
 
 pub use fid::{Fid, Layer, COAP_OPTION_NAMES, HEADER_FIELDS};
-pub use frag::{
-    AckBehavior, BitmapFormat, FragMode, FragParams, RcsAlgorithm, TileInAll1, Timer,
-};
+pub use frag::{AckBehavior, BitmapFormat, FragMode, FragParams, RcsAlgorithm, TileInAll1, Timer};
 #[cfg(feature = "alloc")]
 pub use owned::{FieldSpec, RuleSetBuf};
 
@@ -395,7 +393,8 @@ impl<'a> RuleSet<'a> {
     pub fn lookup_prefix(&self, data: &[u8], bit_len: usize) -> Option<&'a Rule> {
         self.rules.iter().find(|r| {
             let len = r.id.length as usize;
-            len <= bit_len && crate::bits::get_bits(data, 0, r.id.length as u32) == r.id.value as u64
+            len <= bit_len
+                && crate::bits::get_bits(data, 0, r.id.length as u32) == r.id.value as u64
         })
     }
 
@@ -429,12 +428,12 @@ impl<'a> RuleSet<'a> {
                     }
                     no_comp = Some(rule.id);
                 }
-                Nature::Fragmentation(p) => p
-                    .validate()
-                    .map_err(|reason| RuleError::Fragmentation {
+                Nature::Fragmentation(p) => {
+                    p.validate().map_err(|reason| RuleError::Fragmentation {
                         rule: rule.id,
                         reason,
-                    })?,
+                    })?
+                }
                 Nature::Compression(span) => {
                     if self.fields.get(span.range()).is_none() {
                         return Err(RuleError::BadFieldSpan(rule.id));

@@ -49,7 +49,11 @@ impl RuleSetBuf {
     ///
     /// Fails only when a table outgrows its index type (over 2^32 entries, or over 65535
     /// entries in one rule or values in one entry).
-    pub fn push_compression(&mut self, id: RuleId, entries: &[FieldSpec]) -> Result<(), &'static str> {
+    pub fn push_compression(
+        &mut self,
+        id: RuleId,
+        entries: &[FieldSpec],
+    ) -> Result<(), &'static str> {
         let start = u32::try_from(self.fields.len()).map_err(|_| TOO_MANY)?;
         let len = u16::try_from(entries.len()).map_err(|_| "a rule has more than 65535 entries")?;
         for e in entries {
@@ -57,7 +61,8 @@ impl RuleSetBuf {
             let tv_len = u16::try_from(e.tv.len()).map_err(|_| "more than 65535 target values")?;
             for v in &e.tv {
                 let offset = u32::try_from(self.pool.len()).map_err(|_| TOO_MANY)?;
-                let vlen = u16::try_from(v.len()).map_err(|_| "a target value exceeds 65535 bytes")?;
+                let vlen =
+                    u16::try_from(v.len()).map_err(|_| "a target value exceeds 65535 bytes")?;
                 self.pool.extend_from_slice(v);
                 self.values.push(ValueRef::new(offset, vlen));
             }
