@@ -1,1 +1,77 @@
-fn main() {}
+//! Compression and decompression of the anchor packet (`benches/anchor.json`): the packet and
+//! rule on which other SCHC implementations were measured. Run with `cargo bench --bench codec`.
+
+use std::time::Duration;
+
+use criterion::{black_box, criterion_group, criterion_main, Criterion};
+use lpwan_schc::codec::{compress, decompress, Config};
+use lpwan_schc::json;
+use lpwan_schc::rule::Direction;
+use serde_json::Value;
+
+fn unhex(s: &str) -> Vec<u8> {
+    (0..s.len())
+        .step_by(2)
+        .map(|i| u8::from_str_radix(&s[i..i + 2], 16).expect("hex"))
+        .collect()
+}
+
+fn anchor(c: &mut Criterion) {
+    let doc: Value = serde_json::from_str(include_str!("anchor.json")).expect("anchor.json");
+    let rules = json::from_value(&doc["rules"]).expect("the anchor rules load");
+    rules.validate().expect("the anchor rules are valid");
+    let set = rules.as_set();
+    let packet = unhex(doc["packet_hex"].as_str().expect("packet_hex"));
+    let expected = unhex(
+        doc["expected_schc_hex"]
+            .as_str()
+            .expect("expected_schc_hex"),
+    );
+    let cfg = Config::default();
+    let mut schc = [0u8; 128];
+    let mut back = [0u8; 1280];
+
+    // Checked once, outside the timed loops.
+    let c1 = compress(&set, &packet, Direction::Up, &cfg, &mut schc).expect("compresses");
+    assert_eq!(&schc[..c1.len], &expected[..]);
+    assert_eq!(
+        c1.bits,
+        doc["expected_schc_bits"].as_u64().expect("bits") as usize
+    );
+    let d1 = decompress(&set, &expected, Direction::Up, &cfg, &mut back).expect("decompresses");
+    assert_eq!(&back[..d1.len], &packet[..]);
+
+    let mut group = c.benchmark_group("anchor");
+    group.bench_function("compress", |b| {
+        b.iter(|| {
+            compress(
+                black_box(&set),
+                black_box(&packet),
+                Direction::Up,
+                &cfg,
+                &mut schc,
+            )
+        })
+    });
+    group.bench_function("decompress", |b| {
+        b.iter(|| {
+            decompress(
+                black_box(&set),
+                black_box(&expected),
+                Direction::Up,
+                &cfg,
+                &mut back,
+            )
+        })
+    });
+    group.finish();
+}
+
+criterion_group! {
+    name = benches;
+    config = Criterion::default()
+        .warm_up_time(Duration::from_secs(1))
+        .measurement_time(Duration::from_secs(3));
+    targets = anchor
+}
+criterion_main!(benches);

@@ -61,6 +61,8 @@ extern crate std;
 pub mod bits;
 pub mod codec;
 #[cfg(feature = "std")]
+pub mod export;
+#[cfg(feature = "std")]
 pub mod json;
 pub mod packet;
 pub mod rule;

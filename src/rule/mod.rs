@@ -581,6 +581,7 @@ pub(crate) fn fits_right_aligned(tv: &[u8], bits: usize) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::string::ToString;
 
     #[test]
     fn rule_id_prefixes() {
