@@ -62,6 +62,7 @@ pub mod bits;
 pub mod codec;
 #[cfg(feature = "std")]
 pub mod export;
+pub mod frag;
 #[cfg(feature = "std")]
 pub mod json;
 pub mod packet;
