@@ -51,11 +51,12 @@ enum Last {
     None,
 }
 
-/// A fragment receiver for one packet, reassembling into a caller-owned buffer.
+/// A fragment receiver for one packet, reassembling into a caller-owned buffer: `&mut [u8]`
+/// on a device, an owned `Vec<u8>` or `Box<[u8]>` in a gateway's session table.
 #[derive(Debug)]
-pub struct Receiver<'b> {
+pub struct Receiver<B> {
     l: Layout,
-    buf: &'b mut [u8],
+    buf: B,
     cap_bits: usize,
     tail: usize,
     dtag: Option<u32>,
@@ -80,7 +81,7 @@ pub struct Receiver<'b> {
     reported: bool,
 }
 
-impl<'b> Receiver<'b> {
+impl Receiver<&mut [u8]> {
     /// The buffer a receiver needs for `rule` when frames are at most `max_frame` bytes: the
     /// maximum packet size, one byte of padding, and room for the All-1's tile.
     pub fn buffer_len(rule: &Rule, max_frame: usize) -> usize {
@@ -89,17 +90,20 @@ impl<'b> Receiver<'b> {
             _ => 0,
         }
     }
+}
 
+impl<B: AsRef<[u8]> + AsMut<[u8]>> Receiver<B> {
     /// A receiver for fragmentation `rule`, reassembling into `buf` (see
     /// [`Receiver::buffer_len`]); `now` starts the inactivity timer.
-    pub fn new(rule: &Rule, buf: &'b mut [u8], now: Micros) -> Result<Self, FragError> {
+    pub fn new(rule: &Rule, buf: B, now: Micros) -> Result<Self, FragError> {
         let l = Layout::new(rule)?;
         let p = l.params;
         let packet_bytes = usize::from(p.max_packet_size) + 1;
-        if buf.len() <= packet_bytes {
+        let len = buf.as_ref().len();
+        if len <= packet_bytes {
             return Err(FragError::BufferTooSmall {
                 needed: packet_bytes + 1,
-                capacity: buf.len(),
+                capacity: len,
             });
         }
         let inactivity = p
@@ -145,9 +149,14 @@ impl<'b> Receiver<'b> {
     /// The reassembled SCHC packet and its length in bits, once delivered.
     pub fn packet(&self) -> Option<(&[u8], usize)> {
         match self.phase {
-            Phase::Done => Some((self.buf.get(..self.bits.div_ceil(8))?, self.bits)),
+            Phase::Done => Some((self.buf.as_ref().get(..self.bits.div_ceil(8))?, self.bits)),
             _ => None,
         }
+    }
+
+    /// Gives the buffer back (with the packet at its start once delivered).
+    pub fn into_buffer(self) -> B {
+        self.buf
     }
 
     /// The DTag of the session (once a frame arrived).
@@ -214,7 +223,7 @@ impl<'b> Receiver<'b> {
         self.append(frame, f)?;
         if let FragmentKind::All1 { rcs } = f.kind {
             let bits = self.append_bits;
-            if rcs::rcs(self.buf, bits) == rcs {
+            if rcs::rcs(self.buf.as_ref(), bits) == rcs {
                 self.deliver(bits);
             } else {
                 self.phase = Phase::Aborted(AbortReason::RcsMismatch);
@@ -233,7 +242,7 @@ impl<'b> Receiver<'b> {
                 max: self.cap_bits,
             });
         }
-        let mut w = BitWriter::new(self.buf);
+        let mut w = BitWriter::new(self.buf.as_mut());
         w.seek(self.append_bits)?;
         w.copy_bits(frame, f.payload_off, n)?;
         self.append_bits += n;
@@ -257,7 +266,7 @@ impl<'b> Receiver<'b> {
                 fcn: f.fcn,
             });
         }
-        let mut w = BitWriter::new(self.buf);
+        let mut w = BitWriter::new(self.buf.as_mut());
         w.seek(at)?;
         w.copy_bits(frame, off, n)?;
         self.set(idx);
@@ -266,13 +275,13 @@ impl<'b> Receiver<'b> {
 
     fn store_all1_tile(&mut self, frame: &[u8], f: &wire::Fragment) -> Result<(), FragError> {
         let n = f.payload_bits;
-        if self.tail + n > self.buf.len() * 8 {
+        if self.tail + n > self.buf.as_ref().len() * 8 {
             return Err(FragError::BufferTooSmall {
                 needed: (self.tail + n).div_ceil(8),
-                capacity: self.buf.len(),
+                capacity: self.buf.as_ref().len(),
             });
         }
-        let mut w = BitWriter::new(self.buf);
+        let mut w = BitWriter::new(self.buf.as_mut());
         w.seek(self.tail)?;
         w.copy_bits(frame, f.payload_off, n)?;
         self.last = Last::All1 { bits: n };
@@ -453,8 +462,8 @@ impl<'b> Receiver<'b> {
                 let mut done = 0;
                 while done < bits {
                     let take = (bits - done).min(56);
-                    let v = get_bits(self.buf, self.tail + done, take as u32);
-                    let mut w = BitWriter::new(self.buf);
+                    let v = get_bits(self.buf.as_ref(), self.tail + done, take as u32);
+                    let mut w = BitWriter::new(self.buf.as_mut());
                     if w.seek(at + done)
                         .and_then(|_| w.write(v, take as u32))
                         .is_err()
@@ -467,7 +476,7 @@ impl<'b> Receiver<'b> {
             }
             Last::None => n * self.tile,
         };
-        if total > 0 && rcs::rcs(self.buf, total) == rcs_sent {
+        if total > 0 && rcs::rcs(self.buf.as_ref(), total) == rcs_sent {
             self.deliver(total);
         }
     }
