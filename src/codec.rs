@@ -208,66 +208,44 @@ pub fn compress(
             }
         }
     }
-    let word = cfg.l2_word.max(1) as usize;
-    match best {
-        Some((rule, total, layer)) => {
-            let padded = total.div_ceil(word) * word;
-            let needed = padded.div_ceil(8);
-            if needed > out.len() {
-                return Err(CompressError::BufferTooSmall {
-                    needed,
-                    capacity: out.len(),
-                });
-            }
-            let write = |e| CompressError::Write {
-                rule: rule.id,
-                error: e,
-            };
-            let mut w = BitWriter::new(out);
-            w.write(u64::from(rule.id.value), u32::from(rule.id.length))
-                .map_err(write)?;
-            for fd in set.fields(rule) {
-                if fd.di.applies(dir) {
-                    m.write_residue(set, fd, &mut w).map_err(write)?;
-                }
-            }
-            let start = h.layer_end(layer);
-            w.copy_bits(packet, start * 8, (packet.len() - start) * 8)
-                .map_err(write)?;
-            let bits = w.position();
-            w.pad_to(word as u32).map_err(write)?;
-            Ok(Compressed {
-                rule_id: rule.id,
-                bits,
-                len: w.byte_len(),
-            })
-        }
+    // No match: the no-compression rule, which writes like a rule that covers no layer.
+    let (rule, total, layer) = match best {
+        Some(b) => b,
         None => {
             let rule = set.no_compression().ok_or(CompressError::NoMatch)?;
-            let bits = rule.id.length as usize + packet.len() * 8;
-            let needed = (bits.div_ceil(word) * word).div_ceil(8);
-            if needed > out.len() {
-                return Err(CompressError::BufferTooSmall {
-                    needed,
-                    capacity: out.len(),
-                });
-            }
-            let write = |e| CompressError::Write {
-                rule: rule.id,
-                error: e,
-            };
-            let mut w = BitWriter::new(out);
-            w.write(u64::from(rule.id.value), u32::from(rule.id.length))
-                .map_err(write)?;
-            w.write_bytes(packet).map_err(write)?;
-            w.pad_to(word as u32).map_err(write)?;
-            Ok(Compressed {
-                rule_id: rule.id,
-                bits,
-                len: w.byte_len(),
-            })
+            (rule, rule.id.length as usize + packet.len() * 8, None)
+        }
+    };
+    let word = cfg.l2_word.max(1) as usize;
+    let needed = (total.div_ceil(word) * word).div_ceil(8);
+    if needed > out.len() {
+        return Err(CompressError::BufferTooSmall {
+            needed,
+            capacity: out.len(),
+        });
+    }
+    let write = |e| CompressError::Write {
+        rule: rule.id,
+        error: e,
+    };
+    let mut w = BitWriter::new(out);
+    w.write(u64::from(rule.id.value), u32::from(rule.id.length))
+        .map_err(write)?;
+    for fd in set.fields(rule) {
+        if fd.di.applies(dir) {
+            m.write_residue(set, fd, &mut w).map_err(write)?;
         }
     }
+    let start = h.layer_end(layer);
+    w.copy_bits(packet, start * 8, (packet.len() - start) * 8)
+        .map_err(write)?;
+    let bits = w.position();
+    w.pad_to(word as u32).map_err(write)?;
+    Ok(Compressed {
+        rule_id: rule.id,
+        bits,
+        len: w.byte_len(),
+    })
 }
 
 /// The deepest layer a rule describes (in any direction).

@@ -98,10 +98,16 @@ impl Layout {
         window: u32,
         fcn: u32,
     ) -> Result<(), FragError> {
+        self.write_prefix(w, dtag, window)?;
+        w.write(u64::from(fcn), u32::from(self.params.fcn_bits))?;
+        Ok(())
+    }
+
+    /// Writes Rule ID, DTag and W: the start of every F/R message.
+    fn write_prefix(&self, w: &mut BitWriter<'_>, dtag: u32, window: u32) -> Result<(), FragError> {
         w.write(u64::from(self.rule.value), u32::from(self.rule.length))?;
         w.write(u64::from(dtag), u32::from(self.params.dtag_bits))?;
         w.write(u64::from(window), u32::from(self.params.w_bits))?;
-        w.write(u64::from(fcn), u32::from(self.params.fcn_bits))?;
         Ok(())
     }
 
@@ -278,7 +284,8 @@ pub fn parse_ack(l: &Layout, frame: &[u8]) -> Result<Ack, FragError> {
         let take = r.remaining().min(ws);
         let got = r.read(take as u32)?;
         // Missing (compressed-away) bits are 1.
-        let bitmap = (got << (ws - take)) | ((1u64 << (ws - take)) - 1);
+        let missing = ws - take;
+        let bitmap = got.checked_shl(missing as u32).unwrap_or(0) | mask(missing);
         windows
             .push((window, bitmap & mask(ws)))
             .map_err(|_| FragError::Malformed {
@@ -332,9 +339,7 @@ fn write_ack_header(
     window: u32,
     c: u64,
 ) -> Result<(), FragError> {
-    w.write(u64::from(l.rule.value), u32::from(l.rule.length))?;
-    w.write(u64::from(dtag), u32::from(l.params.dtag_bits))?;
-    w.write(u64::from(window), u32::from(l.params.w_bits))?;
+    l.write_prefix(w, dtag, window)?;
     w.write(c, 1)?;
     Ok(())
 }
