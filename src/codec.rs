@@ -983,7 +983,15 @@ impl Rebuilder<'_, '_, '_> {
                 let _ = opts.push((n, d.fd.fp, i));
             }
         }
-        opts.sort_unstable();
+        // Insertion sort: a handful of options, usually already in order; the library sort
+        // costs about 2 KB of flash on a device.
+        for i in 1..opts.len() {
+            let mut j = i;
+            while j > 0 && opts.get(j - 1) > opts.get(j) {
+                opts.swap(j - 1, j);
+                j -= 1;
+            }
+        }
         let mut prev: u16 = 0;
         for &(number, _, i) in opts.iter() {
             let Some(d) = self.decoded.get(i) else {
