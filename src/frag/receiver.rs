@@ -67,8 +67,15 @@ pub struct Receiver<B> {
     /// W of the All-1 (absolute window) and its RCS, once seen.
     all1: Option<(usize, u32)>,
     last: Last,
+    /// ACK-on-Error: the padding (tile index, length < an L2 word, bits) after the highest tile
+    /// that ended a regular fragment: if that tile is the packet's last, its fragment's padding
+    /// is part of the RCS input (RFC 8724 §8.2.3).
+    end_pad: Option<(usize, u8, u8)>,
     /// ACK-Always: the absolute window being received.
     window: usize,
+    /// ACK-Always: bit offset of the first tile of `window` (tile sizes may change from one
+    /// window to the next, RFC 8724 §8.4.2 and the RFC 9011 downlink profile).
+    window_base: usize,
     retransmission: bool,
     highest_window: usize,
     ack_pending: Option<usize>,
@@ -132,7 +139,9 @@ impl<B: AsRef<[u8]> + AsMut<[u8]>> Receiver<B> {
             append_bits: 0,
             all1: None,
             last: Last::None,
+            end_pad: None,
             window: 0,
+            window_base: 0,
             retransmission: false,
             highest_window: 0,
             ack_pending: None,
@@ -258,7 +267,7 @@ impl<B: AsRef<[u8]> + AsMut<[u8]>> Receiver<B> {
         idx: usize,
         f: &wire::Fragment,
     ) -> Result<(), FragError> {
-        let at = idx * self.tile;
+        let at = self.tile_offset(idx);
         if idx >= self.max_tiles || at + n > self.cap_bits {
             return Err(FragError::TileOutOfRange {
                 rule: self.l.rule,
@@ -286,6 +295,18 @@ impl<B: AsRef<[u8]> + AsMut<[u8]>> Receiver<B> {
         w.copy_bits(frame, f.payload_off, n)?;
         self.last = Last::All1 { bits: n };
         Ok(())
+    }
+
+    /// Bit offset of tile `idx` in the packet. ACK-Always learns the tile size of each window
+    /// from its fragments (windows are received in lock-step, so the earlier ones are complete);
+    /// ACK-on-Error tiles all have the rule's size.
+    fn tile_offset(&self, idx: usize) -> usize {
+        if self.l.params.mode == FragMode::AckAlways {
+            let first = self.window * self.ws();
+            self.window_base + idx.saturating_sub(first) * self.tile
+        } else {
+            idx * self.tile
+        }
     }
 
     /// Index of the first tile of a fragment.
@@ -323,6 +344,15 @@ impl<B: AsRef<[u8]> + AsMut<[u8]>> Receiver<B> {
                         idx: first + k,
                         bits: rem,
                     };
+                } else if rem > 0 && k > 0 {
+                    // Padding after whole tiles. Should the last of them be the packet's last
+                    // tile (a whole tile in a regular fragment), this padding belongs to the RCS
+                    // input: keep the one after the highest such tile.
+                    let end = first + k - 1;
+                    if self.end_pad.is_none_or(|(i, _, _)| end >= i) {
+                        let v = get_bits(frame, f.payload_off + k * tile, rem as u32);
+                        self.end_pad = Some((end, rem as u8, v as u8));
+                    }
                 }
                 let end = first + k.max(1) - 1;
                 self.highest_window = self.highest_window.max(end / self.ws());
@@ -371,7 +401,9 @@ impl<B: AsRef<[u8]> + AsMut<[u8]>> Receiver<B> {
             if !self.retransmission || in_last {
                 return Ok(());
             }
+            self.window_base += self.ws() * self.tile;
             self.window += 1;
+            self.tile = 0;
             self.attempts = 0;
             self.retransmission = false;
         }
@@ -398,10 +430,14 @@ impl<B: AsRef<[u8]> + AsMut<[u8]>> Receiver<B> {
                 }
                 self.store_tile(frame, f.payload_off, self.tile, idx, f)?;
                 if self.all1.is_some_and(|a| a.0 == window) {
-                    // Last window: a retransmitted tile may complete the packet.
+                    // Last window: a retransmitted tile may complete the packet. Only success is
+                    // acknowledged here: after a failed check on a fragment that is not the All-1
+                    // the receiver stays silent (RFC 8724 §8.4.2.2, Figure 33).
                     if self.window_complete(window) {
                         self.try_complete();
-                        self.ack_pending = Some(window);
+                        if self.phase == Phase::Done {
+                            self.ack_pending = Some(window);
+                        }
                     }
                 } else if f.fcn == 0 || (self.retransmission && self.window_complete(window)) {
                     self.retransmission = true;
@@ -446,15 +482,21 @@ impl<B: AsRef<[u8]> + AsMut<[u8]>> Receiver<B> {
             return;
         };
         let n = self.contiguous();
+        // A tile after the contiguous run means a tile is missing: not complete. (Writing the
+        // All-1's tile, up to a tile and an L2 word long with its padding, after the run would
+        // also overwrite the start of the next received tile.)
+        if (n..self.max_tiles).any(|i| self.has(i)) {
+            return;
+        }
         let total = match self.last {
             Last::Regular { idx, bits } => {
                 if idx + 1 != n {
                     return;
                 }
-                idx * self.tile + bits
+                self.tile_offset(idx) + bits
             }
             Last::All1 { bits } => {
-                let at = n * self.tile;
+                let at = self.tile_offset(n);
                 if at + bits > self.cap_bits {
                     return;
                 }
@@ -474,7 +516,26 @@ impl<B: AsRef<[u8]> + AsMut<[u8]>> Receiver<B> {
                 }
                 at + bits
             }
-            Last::None => n * self.tile,
+            Last::None => {
+                let at = self.tile_offset(n);
+                match self.end_pad {
+                    // The last tile was a whole one in a regular fragment with padding: the
+                    // padding follows the packet, in the RCS and in what is delivered.
+                    Some((i, len, v)) if n > 0 && i + 1 == n => {
+                        let len = usize::from(len);
+                        let mut w = BitWriter::new(self.buf.as_mut());
+                        if at + len > self.cap_bits
+                            || w.seek(at)
+                                .and_then(|_| w.write(u64::from(v), len as u32))
+                                .is_err()
+                        {
+                            return;
+                        }
+                        at + len
+                    }
+                    _ => at,
+                }
+            }
         };
         if total > 0 && rcs::rcs(self.buf.as_ref(), total) == rcs_sent {
             self.deliver(total);

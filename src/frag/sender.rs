@@ -208,6 +208,14 @@ impl<'p> Sender<'p> {
             header + last_bits
         };
         let pad = (l2 - carrier % l2) % l2;
+        if last_in_all1 && last_bits + pad < l2 {
+            // An All-1 payload shorter than an L2 word reads as padding (RFC 8724 §8.3.1.2):
+            // the receiver would never see this tile.
+            return Err(FragError::BadRule {
+                rule: id,
+                reason: "the last tile and its padding would be shorter than an L2 word",
+            });
+        }
         let rcs = rcs::rcs_padded(packet, bits, pad);
         let mut s = Self {
             l,
@@ -262,8 +270,8 @@ impl<'p> Sender<'p> {
         self.rcs
     }
 
-    /// Changes the MTU for the frames still to send (ACK-on-Error packs as many tiles as fit;
-    /// the other modes keep their tile size).
+    /// Changes the MTU for the frames still to send (ACK-on-Error with a tile size in the rule
+    /// packs as many tiles as fit; otherwise the tile size stays).
     pub fn set_mtu(&mut self, mtu: usize) {
         self.mtu_bits = mtu * 8;
     }
@@ -434,7 +442,9 @@ impl<'p> Sender<'p> {
             self.w_field(first / ws),
             self.fcn_of(first),
         )?;
-        let multi = self.l.params.mode == FragMode::AckOnError;
+        // Several tiles per fragment only with the rule's tile size: without one, the receiver
+        // learns the tile size from a fragment's payload, which must then be a single tile.
+        let multi = self.l.params.mode == FragMode::AckOnError && self.l.params.tile_size > 0;
         let mut used = header;
         let mut i = first;
         while i < self.tiles && self.is_pending(i) {
@@ -579,7 +589,15 @@ impl<'p> Sender<'p> {
                         self.all1_pending = true;
                     }
                 } else if !self.all1_pending {
-                    self.ack_req_pending = true;
+                    if last_window_reported && !self.last_in_all1 {
+                        // The last tile travels in a regular fragment, and the receiver reports
+                        // the last window incomplete: it may never have had the All-1, which
+                        // alone tells it where the packet ends. End the retransmission with the
+                        // All-1 rather than an ACK REQ (RFC 8724 §8.4.3.1 allows either).
+                        self.all1_pending = true;
+                    } else {
+                        self.ack_req_pending = true;
+                    }
                 }
             }
         }

@@ -363,8 +363,12 @@ fn write_compressed_bitmap(
         w.write(bitmap & mask(ws), ws as u32)?;
         Ok(false)
     } else {
+        // An all-ones bitmap after a header that ends on a boundary keeps no bit at all (and
+        // a shift by 64 would overflow).
         let keep = aligned - start;
-        w.write((bitmap & mask(ws)) >> (ws - keep), keep as u32)?;
+        if keep > 0 {
+            w.write((bitmap & mask(ws)) >> (ws - keep), keep as u32)?;
+        }
         Ok(true)
     }
 }
