@@ -278,6 +278,11 @@ impl<B: AsRef<[u8]> + AsMut<[u8]>> Receiver<B> {
         let mut w = BitWriter::new(self.buf.as_mut());
         w.seek(at)?;
         w.copy_bits(frame, off, n)?;
+        if !self.has(idx) {
+            // Progress: MAX_ACK_REQUESTS bounds ACKs sent without new tiles in between, so a
+            // lossless exchange with an ACK after every window never runs out of attempts.
+            self.attempts = 0;
+        }
         self.set(idx);
         Ok(())
     }

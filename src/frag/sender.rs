@@ -33,11 +33,12 @@ enum Phase {
     Aborted(AbortReason),
 }
 
-/// A fragment sender for one SCHC packet, borrowed for the session.
+/// A fragment sender for one SCHC packet: borrowed (`&[u8]`) on a device, owned (`Vec<u8>`,
+/// `Box<[u8]>`) in a gateway's downlink table.
 #[derive(Debug, Clone)]
-pub struct Sender<'p> {
+pub struct Sender<P> {
     l: Layout,
-    packet: &'p [u8],
+    packet: P,
     bits: usize,
     dtag: u32,
     mtu_bits: usize,
@@ -59,12 +60,12 @@ pub struct Sender<'p> {
     retrans: Micros,
 }
 
-impl<'p> Sender<'p> {
+impl<P: AsRef<[u8]>> Sender<P> {
     /// A sender for the first `bits` bits of `packet` with fragmentation `rule`, DTag `dtag`,
     /// and frames of at most `mtu` bytes.
     pub fn new(
         rule: &Rule,
-        packet: &'p [u8],
+        packet: P,
         bits: usize,
         dtag: u32,
         mtu: usize,
@@ -72,7 +73,8 @@ impl<'p> Sender<'p> {
         let l = Layout::new(rule)?;
         let p = l.params;
         let id = l.rule;
-        let bits = bits.min(packet.len() * 8);
+        let bytes = packet.as_ref();
+        let bits = bits.min(bytes.len() * 8);
         if bits == 0 {
             return Err(FragError::PacketTooLarge {
                 rule: id,
@@ -216,7 +218,7 @@ impl<'p> Sender<'p> {
                 reason: "the last tile and its padding would be shorter than an L2 word",
             });
         }
-        let rcs = rcs::rcs_padded(packet, bits, pad);
+        let rcs = rcs::rcs_padded(bytes, bits, pad);
         let mut s = Self {
             l,
             packet,
@@ -457,7 +459,7 @@ impl<'p> Sender<'p> {
             {
                 break;
             }
-            w.copy_bits(self.packet, self.tile_offset(i), len)?;
+            w.copy_bits(self.packet.as_ref(), self.tile_offset(i), len)?;
             used += len;
             self.clear(i);
             i += 1;
@@ -480,7 +482,7 @@ impl<'p> Sender<'p> {
         )?;
         w.write(u64::from(self.rcs), self.l.rcs_bits() as u32)?;
         if self.last_in_all1 {
-            w.copy_bits(self.packet, self.tile_offset(last), self.last_bits)?;
+            w.copy_bits(self.packet.as_ref(), self.tile_offset(last), self.last_bits)?;
         }
         w.pad_to(self.l.l2() as u32)?;
         Ok(w.byte_len())

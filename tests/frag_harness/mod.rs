@@ -284,7 +284,7 @@ pub fn run(rule: &Rule, packet: &[u8], bits: usize, setup: Setup) -> Trace {
 }
 
 /// Runs a prepared sender against a new receiver.
-pub fn run_with(rule: &Rule, mut sender: Sender<'_>, mut setup: Setup) -> Trace {
+pub fn run_with<P: AsRef<[u8]>>(rule: &Rule, mut sender: Sender<P>, mut setup: Setup) -> Trace {
     let max_mtu = setup
         .mtu_changes
         .iter()
@@ -403,9 +403,9 @@ pub fn run_with(rule: &Rule, mut sender: Sender<'_>, mut setup: Setup) -> Trace 
 /// Lets the receiver speak until it has nothing to say; returns whether it sent anything and
 /// its next deadline.
 #[allow(clippy::too_many_arguments)]
-fn drain(
+fn drain<P: AsRef<[u8]>>(
     receiver: &mut Receiver<Vec<u8>>,
-    sender: &mut Sender<'_>,
+    sender: &mut Sender<P>,
     link: &mut Link,
     nr: &mut usize,
     t: &mut Trace,
