@@ -16,6 +16,14 @@
 //!    (owned tables, [`rule::RuleSetBuf`]), and its validation.
 //! 4. [`codec`]: the rule matcher, compression and decompression.
 //! 5. `json` (feature `std`): RFC 9363 JSON rule files in and out.
+//! 6. Compression studies (feature `std`): `capture` reads pcap and pcapng files as a stream,
+//!    `ratio` measures what a rule set saves on them (compressing, decompressing and comparing
+//!    every packet), `learn` synthesises rule sets from traffic, `convert` imports openschc and
+//!    microschc rule files, and `plot` (feature `plot`) draws SVG charts.
+//!
+//! Beside the codec, [`frag`] fragments and reassembles SCHC packets (sans-IO, heap-free); on
+//! top of it, `gateway` (feature `std`) keeps reassembly sessions for many devices and downlink
+//! senders, and `sim` (feature `std`) runs a sender and a receiver over a seeded lossy link.
 //!
 //! ## Guarantees
 //!
@@ -27,8 +35,10 @@
 //! ## Features
 //!
 //! - `alloc`: owned rule sets.
-//! - `std` (default, implies `alloc`): RFC 9363 JSON.
-//! - `cli` (default, implies `std`): the `schc` command.
+//! - `std` (default, implies `alloc`): RFC 9363 JSON, captures, compression studies, rule
+//!   learning and conversion.
+//! - `plot` (default, implies `std`): SVG charts of compression studies.
+//! - `cli` (default, implies `std` and `plot`): the `schc` command.
 //!
 //! ## Example
 //!
@@ -59,14 +69,28 @@ extern crate alloc;
 extern crate std;
 
 pub mod bits;
+#[cfg(feature = "std")]
+pub mod capture;
 pub mod codec;
+#[cfg(feature = "std")]
+pub mod convert;
 #[cfg(feature = "std")]
 pub mod export;
 pub mod frag;
 #[cfg(feature = "std")]
+pub mod gateway;
+#[cfg(feature = "std")]
 pub mod json;
+#[cfg(feature = "std")]
+pub mod learn;
 pub mod packet;
+#[cfg(feature = "plot")]
+pub mod plot;
+#[cfg(feature = "std")]
+pub mod ratio;
 pub mod rule;
+#[cfg(feature = "std")]
+pub mod sim;
 
 pub use codec::{compress, decompress, Compressed, Config, Decompressed};
 pub use rule::{Direction, RuleId, RuleSet};

@@ -16,6 +16,12 @@ use lpwan_schc::rule::{Direction, RuleId, RuleSetBuf};
 use lpwan_schc::{export, json};
 use serde_json::json;
 
+#[path = "schc/frag_cmd.rs"]
+mod frag_cmd;
+#[path = "schc/ratio_cmd.rs"]
+mod ratio_cmd;
+use ratio_cmd::RATIO_HELP;
+
 /// SCHC (RFC 8724) header compression with RFC 9363 rule files.
 #[derive(Parser)]
 #[command(name = "schc", version)]
@@ -30,9 +36,21 @@ enum Command {
     Compress(CompressArgs),
     /// Decompresses a SCHC packet; prints the packet in hex.
     Decompress(DecompressArgs),
-    /// Checks or exports rule files.
+    /// Checks, exports, learns or converts rule files.
     #[command(subcommand)]
     Rules(RulesCommand),
+    /// Measures how much a rule set saves on a capture (pcap or pcapng).
+    #[command(long_about = RATIO_HELP)]
+    Ratio(ratio_cmd::RatioArgs),
+    /// Fragments a SCHC packet; prints the frames of a loss-free exchange in hex, one a line.
+    #[command(long_about = frag_cmd::FRAGMENT_HELP)]
+    Fragment(frag_cmd::FragmentArgs),
+    /// Reassembles a SCHC packet from fragments; prints the packet in hex.
+    #[command(long_about = frag_cmd::REASSEMBLE_HELP)]
+    Reassemble(frag_cmd::ReassembleArgs),
+    /// Runs a fragment sender and receiver over a seeded lossy link; reports the cost.
+    #[command(long_about = frag_cmd::SIMULATE_HELP)]
+    Simulate(frag_cmd::SimulateArgs),
 }
 
 #[derive(Subcommand)]
@@ -47,6 +65,11 @@ enum RulesCommand {
         /// RFC 9363 JSON rule file.
         file: PathBuf,
     },
+    /// Learns an RFC 9363 rule set from the traffic of a capture.
+    #[command(long_about = ratio_cmd::LEARN_HELP)]
+    Learn(ratio_cmd::LearnArgs),
+    /// Converts an openschc or microschc rule file to RFC 9363 JSON.
+    Convert(ratio_cmd::ConvertArgs),
 }
 
 /// Options shared by compression and decompression.
@@ -162,6 +185,12 @@ fn run(command: Command) -> Result<(), String> {
             print(&format!("{}: {summary}\n", file.display()))
         }
         Command::Rules(RulesCommand::ExportRust { file }) => print(&export::to_rust(&load(&file)?)),
+        Command::Rules(RulesCommand::Learn(args)) => ratio_cmd::learn(args),
+        Command::Rules(RulesCommand::Convert(args)) => ratio_cmd::convert(args),
+        Command::Ratio(args) => ratio_cmd::ratio(args),
+        Command::Fragment(args) => frag_cmd::fragment(args),
+        Command::Reassemble(args) => frag_cmd::reassemble(args),
+        Command::Simulate(args) => frag_cmd::simulate(args),
     }
 }
 
