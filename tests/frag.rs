@@ -1351,3 +1351,277 @@ fn retransmission_timer_comes_from_the_rule() {
         FragmentKind::AckReq
     );
 }
+
+// ---------------------------------------------------------------------------------------------
+// A changing MTU: ACK-Always cuts each window at the MTU when it starts; no frame ever exceeds
+// the MTU current when it is sent.
+
+/// The ACK-Always rule of these tests: Rule ID 8 bits, M = 1, N = 3, WINDOW_SIZE 7: a 12-bit
+/// header, so a fragment that fills an MTU of `m` bytes carries a tile of 8·m − 12 bits.
+fn ack_always_12() -> Rule {
+    frag_rule(0x82, 8, params(FragMode::AckAlways, 1, 3, 7))
+}
+
+/// ACK-Always over an MTU that grows and shrinks between windows and within them. Each window's
+/// tiles fill the MTU current when the window starts (12, 30, 16 and 24 bytes here) and keep
+/// that size to the window's end: a window cut at 12 bytes stays at 12 when the MTU grows to 40
+/// in its middle, and a window cut at 30 is refused (`MtuTooSmall`, nothing sent) when the MTU
+/// drops to 20 in its middle, and goes on at 30 bytes once the MTU is larger again. The last
+/// window holds the rest: one 180-bit tile and 24 bits in the All-1. The packet arrives whole.
+#[test]
+fn ack_always_windows_follow_the_mtu() {
+    let rule = ack_always_12();
+    let pk = packet(400, 77);
+    let mut setup = Setup::new(12).interleaved();
+    setup.mtu_changes = vec![(3, 40), (7, 30), (10, 20), (14, 16), (21, 24)];
+    let t = run(&rule, &pk, 3200, setup);
+    assert_eq!(t.sender, SenderAction::Done);
+    assert!(t.delivered_exactly(&pk, 3200, 8));
+    assert!(t.rx_errors.is_empty(), "{:?}", t.rx_errors);
+    let sent = t.frames(true);
+    for e in &sent {
+        assert!(
+            e.bytes.len() <= e.mtu,
+            "{} bytes at an MTU of {}",
+            e.bytes.len(),
+            e.mtu
+        );
+    }
+    let sizes: Vec<usize> = sent.iter().map(|e| e.bytes.len()).collect();
+    let mut expected = [vec![12; 7], vec![30; 7], vec![16; 7]].concat();
+    // The last window: one tile of 180 bits (24 bytes), the All-1 with 12 + 32 + 24 bits.
+    expected.extend([24, 9]);
+    assert_eq!(sizes, expected);
+    assert_eq!(t.mtu_refusals, vec![20]);
+    let l = Layout::new(&rule).unwrap();
+    let w: Vec<u32> = sent
+        .iter()
+        .map(|e| wire::parse_fragment(&l, &e.bytes).unwrap().w)
+        .collect();
+    assert_eq!(w, [vec![0; 7], vec![1; 7], vec![0; 7], vec![1; 2]].concat());
+}
+
+/// The RFC 9011 downlink rule (ACK-Always, one tile per window) over an MTU that changes before
+/// every downlink, on a lossy link: every regular fragment fills the MTU of its window's first
+/// transmission (retransmissions keep its size), nothing exceeds the MTU, and the packet arrives
+/// whole or both sides give up cleanly.
+#[test]
+fn ack_always_mtu_per_downlink_over_a_lossy_link() {
+    let rule = frag_rule(21, 8, params(FragMode::AckAlways, 1, 1, 1));
+    let pk = packet(600, 9011);
+    let l = Layout::new(&rule).unwrap();
+    let mut delivered = 0;
+    for seed in 0..40u64 {
+        let mut r = Seeded::new(seed);
+        let mut setup = Setup::new(52).link(Link::random(20, 20, seed));
+        setup.mtu_changes = (1..400).map(|i| (i, 11 + r.below(50))).collect();
+        setup.interleave = seed % 2 == 0;
+        let t = run(&rule, &pk, 4800, setup);
+        assert!(t.rx_errors.is_empty(), "{:?}", t.rx_errors);
+        let mut window_size: Option<(u32, usize)> = None;
+        let mut firsts = Vec::new();
+        for e in t.frames(true) {
+            assert!(e.bytes.len() <= e.mtu);
+            let f = wire::parse_fragment(&l, &e.bytes).unwrap();
+            if f.kind == FragmentKind::Regular {
+                match window_size {
+                    // A retransmission of the same window keeps its size.
+                    Some((w, n)) if w == f.w => assert_eq!(e.bytes.len(), n),
+                    _ => {
+                        window_size = Some((f.w, e.bytes.len()));
+                        firsts.push((e.bytes.len(), e.mtu));
+                    }
+                }
+            }
+        }
+        // A new window fills the MTU; only the one before the last may give way by whole
+        // bytes, to leave the All-1 a last tile of 8 bits or more that fits.
+        if let Some((_, most)) = firsts.split_last() {
+            assert!(most.iter().all(|(n, m)| n == m), "seed {seed}: {firsts:?}");
+        }
+        match t.sender {
+            SenderAction::Done => {
+                assert!(t.delivered_exactly(&pk, 4800, 8));
+                delivered += 1;
+            }
+            SenderAction::Aborted(_) => assert!(t.delivered.is_none() || t.delivered_count == 1),
+            other => panic!("sender ended with {other:?}"),
+        }
+    }
+    assert!(delivered > 20, "{delivered} of 40 delivered");
+}
+
+/// A lock-step driver for the API tests below: gives `frame` to `rx`, and its answers
+/// to `tx`.
+fn feed(rx: &mut Receiver<Vec<u8>>, tx: &mut Sender<&[u8]>, frame: &[u8], now: u64) {
+    rx.handle_frame(frame, now).unwrap();
+    let mut ack = [0u8; 64];
+    loop {
+        match rx.poll(now, &mut ack).unwrap() {
+            ReceiverAction::Send(n) => tx.handle_ack(&ack[..n], now).unwrap(),
+            ReceiverAction::Delivered { .. } => {}
+            _ => break,
+        }
+    }
+}
+
+/// `set_mtu` below what the next frame needs: `poll` returns `MtuTooSmall` naming that MTU,
+/// sends nothing and changes nothing (polling again gives the same answer); with the MTU back,
+/// the sender goes on with the very frame it refused. ACK-Always: a tile of a window already
+/// cut, the All-1 with its RCS and last tile, and an ACK REQ.
+#[test]
+fn ack_always_refuses_frames_over_the_mtu() {
+    let rule = ack_always_12();
+    let pk = packet(50, 50);
+    let l = Layout::new(&rule).unwrap();
+    let mut tx = Sender::new(&rule, &pk[..], 400, 0, 12).unwrap();
+    let mut rx = Receiver::new(&rule, vec![0u8; Receiver::buffer_len(&rule, 12)], 0).unwrap();
+    let mut out = [0u8; 64];
+    let refused = |mtu| Err(FragError::MtuTooSmall { rule: l.rule, mtu });
+    // One window: five tiles of 76 bits (11-byte fragments), then 20 bits in the All-1.
+    let mut fcns = Vec::new();
+    for _ in 0..2 {
+        let SenderAction::Send(n) = tx.poll(0, &mut out).unwrap() else {
+            panic!("a fragment")
+        };
+        assert_eq!(n, 11);
+        fcns.push(wire::parse_fragment(&l, &out[..n]).unwrap().fcn);
+        feed(&mut rx, &mut tx, &out[..n], 0);
+    }
+    tx.set_mtu(10);
+    assert_eq!(tx.poll(0, &mut out), refused(10));
+    assert_eq!(tx.poll(0, &mut out), refused(10));
+    tx.set_mtu(11);
+    for _ in 0..3 {
+        let SenderAction::Send(n) = tx.poll(0, &mut out).unwrap() else {
+            panic!("a fragment")
+        };
+        fcns.push(wire::parse_fragment(&l, &out[..n]).unwrap().fcn);
+        feed(&mut rx, &mut tx, &out[..n], 0);
+    }
+    assert_eq!(fcns, vec![6, 5, 4, 3, 2]);
+    // The All-1: 12 + 32 + 20 bits, 8 bytes.
+    tx.set_mtu(7);
+    assert_eq!(tx.poll(0, &mut out), refused(7));
+    tx.set_mtu(8);
+    let SenderAction::Send(n) = tx.poll(0, &mut out).unwrap() else {
+        panic!("the All-1")
+    };
+    assert_eq!(n, 8);
+    let all1 = out[..n].to_vec();
+    assert!(matches!(
+        wire::parse_fragment(&l, &all1).unwrap().kind,
+        FragmentKind::All1 { .. }
+    ));
+    // Its ACK is lost: at the timer, an ACK REQ (2 bytes) is due.
+    rx.handle_frame(&all1, 0).unwrap();
+    let SenderAction::WaitUntil(d) = tx.poll(0, &mut out).unwrap() else {
+        panic!("waiting")
+    };
+    tx.set_mtu(1);
+    assert_eq!(tx.poll(d, &mut out), refused(1));
+    tx.set_mtu(12);
+    let SenderAction::Send(n) = tx.poll(d, &mut out).unwrap() else {
+        panic!("the ACK REQ")
+    };
+    assert_eq!(
+        wire::parse_fragment(&l, &out[..n]).unwrap().kind,
+        FragmentKind::AckReq
+    );
+    feed(&mut rx, &mut tx, &out[..n], d);
+    assert_eq!(tx.poll(d, &mut out).unwrap(), SenderAction::Done);
+    let (got, bits) = rx.packet().unwrap();
+    assert_eq!(bits, 400);
+    assert_eq!(got, &pk[..]);
+}
+
+/// ACK-on-Error with the rule's tile size (80 bits, a 16-bit header): a fragment carries as many
+/// whole tiles as fit the current MTU, 5 at 52 bytes, 3 at 32, 1 at 12; at 11 bytes not even one
+/// fits and the sender refuses; the All-1 (16 + 32 + 80 bits) needs 16 bytes.
+#[test]
+fn ack_on_error_packs_tiles_to_a_shrinking_mtu() {
+    let mut p = params(FragMode::AckOnError, 2, 6, 63);
+    p.tile_size = 80;
+    let rule = frag_rule(20, 8, p);
+    let l = Layout::new(&rule).unwrap();
+    let pk = packet(100, 100);
+    let mut tx = Sender::new(&rule, &pk[..], 800, 0, 52).unwrap();
+    let mut rx = Receiver::new(&rule, vec![0u8; Receiver::buffer_len(&rule, 52)], 0).unwrap();
+    let mut out = [0u8; 64];
+    let refused = |mtu| Err(FragError::MtuTooSmall { rule: l.rule, mtu });
+    let mut sizes = Vec::new();
+    for mtu in [52, 32, 11, 12, 12, 16] {
+        tx.set_mtu(mtu);
+        match tx.poll(0, &mut out) {
+            Ok(SenderAction::Send(n)) => {
+                assert!(n <= mtu);
+                sizes.push(n);
+                feed(&mut rx, &mut tx, &out[..n], 0);
+            }
+            r => assert_eq!(r, refused(mtu), "at {mtu}"),
+        }
+    }
+    // 2 + 5·10, 2 + 3·10, 2 + 10, refused at 12 (the All-1), 16.
+    assert_eq!(sizes, vec![52, 32, 12, 16]);
+    assert_eq!(tx.poll(0, &mut out).unwrap(), SenderAction::Done);
+    assert_eq!(rx.packet().unwrap().0, &pk[..]);
+}
+
+/// No-ACK keeps the tiles it cut at the start: a smaller MTU is refused, not exceeded.
+#[test]
+fn no_ack_refuses_frames_over_the_mtu() {
+    let rule = frag_rule(3, 3, params(FragMode::NoAck, 0, 1, 1));
+    let pk = packet(60, 60);
+    let mut tx = Sender::new(&rule, &pk[..], 480, 0, 20).unwrap();
+    let mut rx = Receiver::new(&rule, vec![0u8; Receiver::buffer_len(&rule, 20)], 0).unwrap();
+    let mut out = [0u8; 64];
+    let SenderAction::Send(n) = tx.poll(0, &mut out).unwrap() else {
+        panic!("a fragment")
+    };
+    assert_eq!(n, 20);
+    feed(&mut rx, &mut tx, &out[..n], 0);
+    tx.set_mtu(19);
+    assert!(matches!(
+        tx.poll(0, &mut out),
+        Err(FragError::MtuTooSmall { mtu: 19, .. })
+    ));
+    tx.set_mtu(20);
+    loop {
+        match tx.poll(0, &mut out).unwrap() {
+            SenderAction::Send(n) => feed(&mut rx, &mut tx, &out[..n], 0),
+            SenderAction::Done => break,
+            a => panic!("{a:?}"),
+        }
+    }
+    assert_eq!(rx.packet().unwrap().0, &pk[..]);
+}
+
+/// ACK-Always with a 12-bit header and an 8-byte MTU (fragments of 52-bit tiles, room for 8 to
+/// 20 bits in the All-1): no single tile size leaves a legal last tile for packets of 98 or 143
+/// bytes, which the sender used to refuse with `MtuTooSmall`. Windows of their own tile size
+/// carry them: full tiles, then smaller ones for the last window.
+#[test]
+fn ack_always_packets_no_single_tile_size_fits() {
+    for rule in [
+        ack_always_12(),
+        frag_rule(0x2a5, 10, params(FragMode::AckAlways, 1, 1, 1)),
+    ] {
+        for len in [98usize, 143] {
+            let bits = len * 8;
+            // Fragments of 12 + t bits, whole bytes: t = 12, 20, ..., 52.
+            let one_size = (12..=52).step_by(8).any(|t| {
+                let last = bits - (bits.div_ceil(t) - 1) * t;
+                (8..=20).contains(&last)
+            });
+            assert!(!one_size, "{len} bytes");
+            let pk = packet(len, len as u64);
+            let s = Sender::new(&rule, &pk, bits, 0, 8).unwrap();
+            assert_eq!(s.tile_bits(), 52);
+            let t = frag_harness::run_with(&rule, s, Setup::new(8).interleaved());
+            assert!(t.rx_errors.is_empty(), "{:?}", t.rx_errors);
+            assert!(t.frames(true).iter().all(|e| e.bytes.len() <= 8));
+            assert_eq!(t.sender, SenderAction::Done);
+            assert!(t.delivered_exactly(&pk, bits, 8));
+        }
+    }
+}

@@ -6,6 +6,10 @@
 //!   generator): ACK-Always and ACK-on-Error deliver the identical packet or both sides end
 //!   with an abort; No-ACK delivers it or reports an RCS failure or inactivity. Never a wrong
 //!   packet, never a panic, never an error for our own frames, and a bounded number of steps.
+//!   In half the exchanges the MTU changes between frames (all modes; ACK-Always cuts each
+//!   window at the MTU when it starts): no frame is ever longer than the MTU current when it was
+//!   sent, a frame that would be is refused (`MtuTooSmall`), and the exchange goes on once the
+//!   MTU is larger again.
 
 mod frag_harness;
 
@@ -164,8 +168,8 @@ struct Case {
     seed: u64,
     /// The receiver answers after every frame.
     interleave: bool,
-    /// ACK-on-Error: MTU changes (before the sender's frame `.0`, to `.1` bytes), never below
-    /// what the All-1 needs.
+    /// MTU changes (before the sender's frame `.0`, to `.1` bytes), sometimes below what the
+    /// next frame needs (the sender refuses it and the harness gives it a larger MTU).
     mtu_changes: Vec<(usize, usize)>,
 }
 
@@ -235,12 +239,21 @@ fn case_strategy(mode: FragMode) -> impl Strategy<Value = Case> {
                 let len = 1 + (len_pick as usize) % max;
                 let mut r = Seeded::new(seed ^ 0x0dd);
                 let interleave = r.chance(50);
-                // Fixed-size ACK-on-Error tiles: the MTU may change between any two frames.
+                // The MTU may change between any two frames: ACK-on-Error packs as many of the
+                // rule's tiles as fit, ACK-Always cuts each window at the MTU when it starts, and
+                // a frame that does not fit is refused, never sent. Mostly above what an All-1
+                // with a tile needs, sometimes down to the header alone.
                 let min_mtu = (header + 32 + tile_bits).div_ceil(8) + 1;
-                let mtu_changes = if mode == FragMode::AckOnError && p.tile_size > 0 && r.chance(50)
-                {
-                    (0..4)
-                        .map(|_| (r.below(60), min_mtu + r.below(40)))
+                let mtu_changes = if r.chance(50) {
+                    (0..6)
+                        .map(|_| {
+                            let m = if r.chance(15) {
+                                header.div_ceil(8) + r.below(min_mtu)
+                            } else {
+                                min_mtu + r.below(40)
+                            };
+                            (r.below(60), m)
+                        })
                         .collect()
                 } else {
                     Vec::new()
@@ -290,6 +303,18 @@ fn exchange(c: &Case) -> Result<bool, TestCaseError> {
     setup.mtu_changes = c.mtu_changes.clone();
     let t = run_with(&rule, sender, setup);
     prop_assert!(t.rx_errors.is_empty(), "receiver errors: {:?}", t.rx_errors);
+    // No frame is ever longer than the MTU current when it was sent.
+    for e in t.frames(true) {
+        prop_assert!(
+            e.bytes.len() <= e.mtu,
+            "a frame of {} bytes sent with an MTU of {}",
+            e.bytes.len(),
+            e.mtu
+        );
+    }
+    if c.mtu_changes.is_empty() {
+        prop_assert!(t.mtu_refusals.is_empty(), "refusals at a constant MTU");
+    }
     prop_assert!(t.tx_errors.is_empty(), "sender errors: {:?}", t.tx_errors);
     prop_assert!(t.delivered_count <= 1);
     if t.delivered.is_some() {

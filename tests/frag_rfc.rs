@@ -694,6 +694,35 @@ fn v_lw_4_packet() -> Vec<u8> {
     pk
 }
 
+/// The V-LW-4 frames: tiles of 406 bits (W 0, FCN 0), 390 bits (W 1, FCN 0), and the All-1
+/// (W 0) with the RCS and the last 249 bits, padded to a byte; and the RCS input (the packet
+/// and the All-1's 5 padding bits, zero-extended).
+fn v_lw_4_frames(pk: &[u8]) -> (Vec<Vec<u8>>, Vec<u8>) {
+    let frame = |w: u64, fcn: u64, rcs: Option<u32>, off: usize, n: usize| {
+        let mut out = [0u8; 64];
+        let mut bw = BitWriter::new(&mut out);
+        bw.write(21, 8).unwrap();
+        bw.write(w, 1).unwrap();
+        bw.write(fcn, 1).unwrap();
+        if let Some(r) = rcs {
+            bw.write(u64::from(r), 32).unwrap();
+        }
+        bw.copy_bits(pk, off, n).unwrap();
+        bw.pad_to(8).unwrap();
+        let len = bw.byte_len();
+        out[..len].to_vec()
+    };
+    let mut rcs_input = pk.to_vec();
+    rcs_input.push(0);
+    let rcs = crc32(&rcs_input);
+    let frames = vec![
+        frame(0, 0, None, 0, 406),
+        frame(1, 0, None, 406, 390),
+        frame(0, 1, Some(rcs), 796, 249),
+    ];
+    (frames, rcs_input)
+}
+
 /// V-LW-4, the fragment receiver (the device): RFC 9011's downlink example. A 1045-bit SCHC
 /// packet in tiles of 406 bits (W 0), 390 bits (W 1: the MTU shrank by 2 bytes of FOpts) and an
 /// All-1 (W 0 again) with the RCS and the last 249 bits and 5 bits of padding. The W sequence
@@ -716,29 +745,8 @@ fn v_lw_4_downlink_example_receiver() {
     let bits = 8 + 21 + 127 * 8;
     assert_eq!(bits, 1045);
     let pk = v_lw_4_packet();
-    let frame = |w: u64, fcn: u64, rcs: Option<u32>, off: usize, n: usize| {
-        let mut out = [0u8; 64];
-        let mut bw = BitWriter::new(&mut out);
-        bw.write(21, 8).unwrap();
-        bw.write(w, 1).unwrap();
-        bw.write(fcn, 1).unwrap();
-        if let Some(r) = rcs {
-            bw.write(u64::from(r), 32).unwrap();
-        }
-        bw.copy_bits(&pk, off, n).unwrap();
-        bw.pad_to(8).unwrap();
-        let len = bw.byte_len();
-        out[..len].to_vec()
-    };
     // The RCS covers the packet and the All-1's 5 padding bits: 1050 bits, zero-extended.
-    let mut rcs_input = pk.clone();
-    rcs_input.push(0);
-    let rcs = crc32(&rcs_input);
-    let frames = [
-        frame(0, 0, None, 0, 406),
-        frame(1, 0, None, 406, 390),
-        frame(0, 1, Some(rcs), 796, 249),
-    ];
+    let (frames, rcs_input) = v_lw_4_frames(&pk);
     let sizes: Vec<usize> = frames.iter().map(|f| f.len() - 1).collect();
     assert_eq!(sizes, vec![51, 49, 36]);
     let mut buf = vec![0u8; Receiver::buffer_len(&rule, 64)];
@@ -772,50 +780,62 @@ fn v_lw_4_downlink_example_receiver() {
 }
 
 /// V-LW-4, the fragment sender (the gateway), answered with RFC 9011's own ACKs (`40`, `C0`,
-/// `40`): it goes through windows 0, 1, 0 and ends successfully. It cuts the packet into tiles
-/// that fill the MTU it is given at the start and keeps that size (ACK-Always assumes a fixed
-/// MTU, RFC 8724 §8.4.2; `set_mtu` does not re-cut ACK-Always tiles), so with RFC 9011's first
-/// MTU the first frame is the RFC's byte for byte, but the second tile is 406 bits (the RFC's,
-/// after 2 bytes of FOpts, 390) and the last 233 (the RFC's 249).
+/// `40`). ACK-Always cuts each window when it starts sending it, filling the MTU then (RFC 9011:
+/// "size = current MTU, varies per downlink"): 52 bytes for the first downlink gives the 406-bit
+/// tile; 2 bytes of FOpts in the next downlinks leave 50, hence the 390-bit tile and an All-1
+/// with the last 249 bits. The frames are the RFC's bit for bit (sizes 51, 49 and 36 bytes
+/// without the FPort byte, W 0, 1, 0), and the sender ends successfully.
 #[test]
 fn v_lw_4_downlink_example_sender() {
     let rule = rfc9011_downlink();
     let pk = v_lw_4_packet();
+    let (rfc, rcs_input) = v_lw_4_frames(&pk);
     let mut s = Sender::new(&rule, &pk, 1045, 0, 52).unwrap();
-    assert_eq!(s.tile_bits(), 406);
+    // The plan at 52 bytes: 406, 406 and 233 bits.
+    assert_eq!((s.tile_bits(), s.tiles()), (406, 3));
     let mut out = [0u8; 64];
     let mut frames = Vec::new();
+    let mut tiles = Vec::new();
     let answers = [[0x15u8, 0x40], [0x15, 0xc0], [0x15, 0x40]];
     let mut next = answers.iter();
     let end = loop {
         match s.poll(0, &mut out).unwrap() {
-            SenderAction::Send(n) => frames.push(out[..n].to_vec()),
-            SenderAction::WaitUntil(_) => s.handle_ack(next.next().unwrap(), 0).unwrap(),
+            SenderAction::Send(n) => {
+                frames.push(out[..n].to_vec());
+                tiles.push(s.tile_bits());
+            }
+            SenderAction::WaitUntil(_) => {
+                s.handle_ack(next.next().unwrap(), 0).unwrap();
+                // The next downlinks carry 2 bytes of FOpts.
+                s.set_mtu(50);
+            }
             a => break a,
         }
     };
     assert_eq!(end, SenderAction::Done);
     assert!(next.next().is_none(), "three ACKs");
+    assert_eq!(tiles[..2], [406, 390]);
+    assert_eq!(s.tiles(), 3);
+    assert_eq!(s.rcs(), crc32(&rcs_input));
     let l = Layout::new(&rule).unwrap();
-    let wf: Vec<(u32, u32)> = frames
+    let parsed: Vec<_> = frames
         .iter()
-        .map(|f| {
-            let p = wire::parse_fragment(&l, f).unwrap();
-            (p.w, p.fcn)
-        })
+        .map(|f| wire::parse_fragment(&l, f).unwrap())
         .collect();
+    let wf: Vec<(u32, u32)> = parsed.iter().map(|p| (p.w, p.fcn)).collect();
     assert_eq!(wf, vec![(0, 0), (1, 0), (0, 1)]);
+    // Tiles of 406 and 390 bits, then (after the RCS) the last 249 bits and 5 bits of padding.
+    let payloads: Vec<usize> = parsed.iter().map(|p| p.payload_bits).collect();
+    assert_eq!(payloads, vec![406, 390, 249 + 5]);
     let sizes: Vec<usize> = frames.iter().map(|f| f.len() - 1).collect();
-    assert_eq!(sizes, vec![51, 51, 34]);
-    // Frame 1 is the RFC's: W 0, FCN 0, the first 406 bits.
-    let mut first = [0u8; 52];
-    let mut bw = BitWriter::new(&mut first);
-    bw.write(21, 8).unwrap();
-    bw.write(0, 2).unwrap();
-    bw.copy_bits(&pk, 0, 406).unwrap();
-    assert_eq!(to_hex(&frames[0]), to_hex(&first));
+    assert_eq!(sizes, vec![51, 49, 36]);
+    let hex: Vec<String> = frames.iter().map(|f| to_hex(f)).collect();
+    let rfc_hex: Vec<String> = rfc.iter().map(|f| to_hex(f)).collect();
+    assert_eq!(hex, rfc_hex);
     // And against our receiver, which answers intermediate windows with C = 0 (see above).
-    let t = run(&rule, &pk, 1045, Setup::new(52).interleaved());
+    let mut setup = Setup::new(52).interleaved();
+    setup.mtu_changes = vec![(1, 50)];
+    let t = run(&rule, &pk, 1045, setup);
     assert_eq!(
         describe(&rule, &t.events, None),
         lines(&[
@@ -827,6 +847,16 @@ fn v_lw_4_downlink_example_sender() {
             "<- ACK W=0 C=1",
         ])
     );
+    let sent: Vec<String> = t.frames(true).iter().map(|e| to_hex(&e.bytes)).collect();
+    assert_eq!(sent, rfc_hex);
+    assert!(t.mtu_refusals.is_empty());
+    assert_eq!(t.sender, SenderAction::Done);
+    assert!(t.delivered_exactly(&pk, 1045, 8));
+    // With the MTU staying at 52 bytes, the windows fill it: 406, 406, and 233 bits in the
+    // All-1.
+    let t = run(&rule, &pk, 1045, Setup::new(52).interleaved());
+    let sizes: Vec<usize> = t.frames(true).iter().map(|e| e.bytes.len() - 1).collect();
+    assert_eq!(sizes, vec![51, 51, 34]);
     assert_eq!(t.sender, SenderAction::Done);
     assert!(t.delivered_exactly(&pk, 1045, 8));
 }

@@ -70,7 +70,9 @@ pub enum FragError {
         /// The most the rule carries.
         max: usize,
     },
-    /// The MTU leaves no room for a tile.
+    /// The MTU is too small: from [`Sender::new`], no cut of the packet into tiles fits frames
+    /// of this MTU; from [`Sender::poll`], the next frame does not fit the current MTU (see
+    /// [`Sender::set_mtu`]), and nothing was sent or changed.
     #[error("rule {rule}: an MTU of {mtu} bytes is too small for this rule")]
     MtuTooSmall {
         /// The rule.

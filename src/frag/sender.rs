@@ -1,4 +1,11 @@
 //! The fragment sender of all three modes (RFC 8724 §8.4), sans-IO.
+//!
+//! No-ACK and ACK-on-Error cut the packet into tiles once, in [`Sender::new`] (ACK-on-Error with
+//! the rule's tile size packs as many tiles per fragment as the current MTU takes). ACK-Always
+//! cuts one window at a time, when it starts sending it, filling the MTU current then (RFC 9011:
+//! the downlink tile is the current MTU): its tiles are equal, and keep their size when resent.
+//! No frame is ever longer than the current MTU: one that would be is refused with
+//! [`FragError::MtuTooSmall`] and not sent.
 
 use super::wire::{self, Ack, Layout};
 use super::{rcs, AbortReason, FragError, Micros};
@@ -41,7 +48,9 @@ pub struct Sender<P> {
     packet: P,
     bits: usize,
     dtag: u32,
-    mtu_bits: usize,
+    /// The MTU in bytes: no frame is ever longer.
+    mtu: usize,
+    /// Regular tile size in bits (ACK-Always: of the window being sent).
     tile: usize,
     tiles: usize,
     penult_bits: usize,
@@ -54,10 +63,190 @@ pub struct Sender<P> {
     abort_pending: Option<AbortReason>,
     last_sent_all1: bool,
     window: usize,
+    /// ACK-Always: bit offset of the first tile of `window`.
+    base: usize,
+    /// ACK-Always: `window` is cut (its tile size chosen and its tiles queued).
+    cut: bool,
+    /// ACK-Always: the cut `window` is the packet's last.
+    final_window: bool,
     attempts: u8,
     deadline: Micros,
     phase: Phase,
     retrans: Micros,
+}
+
+/// ACK-Always tile planning (RFC 8724 §8.4.2: one tile per fragment; tiles of one window are
+/// equal, those of different windows need not be, and the RFC 9011 downlink profile makes them
+/// the current MTU). Pure arithmetic over bit counts.
+#[derive(Debug, Clone, Copy)]
+struct Planner {
+    header: usize,
+    l2: usize,
+    ws: usize,
+    rcs: usize,
+    /// The whole packet, in bits.
+    bits: usize,
+}
+
+/// One ACK-Always window: `count` tiles of `tile` bits; in the packet's last window the last of
+/// them is `last` bits and travels in the All-1.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct Cut {
+    tile: usize,
+    count: usize,
+    last: Option<usize>,
+}
+
+impl Planner {
+    /// At an MTU of `mtu` bytes: the largest regular tile (its fragment a whole number of L2
+    /// words) and the largest tile an All-1 carries with its RCS.
+    fn sizes(&self, mtu: usize) -> (usize, usize) {
+        let top = mtu.saturating_mul(8) / self.l2 * self.l2;
+        (
+            top.saturating_sub(self.header),
+            top.saturating_sub(self.header + self.rcs),
+        )
+    }
+
+    /// The largest tile size that is at most `hi` and keeps fragments whole L2 words (that is,
+    /// congruent to `t_max` modulo the L2 word), at least one L2 word.
+    fn align_down(&self, t_max: usize, hi: usize) -> Option<usize> {
+        let t = if hi >= t_max {
+            t_max
+        } else {
+            t_max.checked_sub((t_max - hi).div_ceil(self.l2) * self.l2)?
+        };
+        (t >= self.l2).then_some(t)
+    }
+
+    /// The window holding the last `r` bits as the packet's last window, if it can: `k` regular
+    /// tiles (at most WINDOW_SIZE − 1, as few as possible, each as large as possible) and a last
+    /// tile of one L2 word or more that fits the All-1. Only a whole packet shorter than an L2
+    /// word may have a shorter last tile (its padding may still make it visible).
+    fn last_window(&self, r: usize, t_max: usize, a: usize) -> Option<Cut> {
+        if r <= a && (r >= self.l2 || r == self.bits) {
+            return Some(Cut {
+                tile: t_max,
+                count: 1,
+                last: Some(r),
+            });
+        }
+        if r <= a || a < self.l2 || t_max < self.l2 {
+            return None;
+        }
+        let k0 = (r - a).div_ceil(t_max).max(1);
+        for k in k0..self.ws {
+            // k tiles of t, then r − k·t in [l2, a]: the largest t keeps the last tile smallest.
+            let t = self.align_down(t_max, (r - self.l2) / k)?;
+            if k * t + a >= r {
+                return Some(Cut {
+                    tile: t,
+                    count: k + 1,
+                    last: Some(r - k * t),
+                });
+            }
+        }
+        None
+    }
+
+    /// Whether the last `r` bits (at least an L2 word) can be sent in windows at this MTU: cut
+    /// greedily (full tiles while far from the end), or in tiles of one size; the number of
+    /// tiles, if so. Not exhaustive, but whenever it says yes, `cut` finds windows all the way
+    /// to the end at this MTU.
+    fn finish(&self, r: usize, t_max: usize, a: usize) -> Option<usize> {
+        self.greedy(r, t_max, a).or_else(|| {
+            let mut t = self.align_down(t_max, t_max)?;
+            loop {
+                if let Some(n) = self.uniform(r, t, a) {
+                    return Some(n);
+                }
+                t = self.align_down(t_max, t.checked_sub(self.l2)?)?;
+            }
+        })
+    }
+
+    /// The last `r` bits in tiles of `t` bits but the last (one L2 word to `a` bits, in the
+    /// All-1): the number of tiles, if they can be.
+    fn uniform(&self, r: usize, t: usize, a: usize) -> Option<usize> {
+        if a < self.l2 || r < self.l2 {
+            return None;
+        }
+        // q tiles of t before the last: r − q·t in [l2, a].
+        let q = r.saturating_sub(a).div_ceil(t);
+        (q * t + self.l2 <= r).then_some(q + 1)
+    }
+
+    /// `finish` cutting greedily: full windows of the largest tile while far from the end, then
+    /// the largest tile that leaves at least an L2 word.
+    fn greedy(&self, mut r: usize, t_max: usize, a: usize) -> Option<usize> {
+        let mut tiles = 0usize;
+        loop {
+            if let Some(c) = self.last_window(r, t_max, a) {
+                return Some(tiles + c.count);
+            }
+            if t_max < self.l2 || r < self.l2 {
+                return None;
+            }
+            let whole = self.ws * t_max;
+            // Beyond this, the last window cannot hold the rest, and full windows leave more
+            // than a window: skip them at once.
+            let far = 2 * whole + a;
+            if r > far {
+                let m = (r - far).div_ceil(whole);
+                r -= m * whole;
+                tiles = tiles.saturating_add(m * self.ws);
+                continue;
+            }
+            let t = self.align_down(t_max, (r - self.l2) / self.ws)?;
+            r -= self.ws * t;
+            tiles = tiles.saturating_add(self.ws);
+        }
+    }
+
+    /// The next window for the last `r` bits at an MTU of `mtu` bytes: the packet's last window
+    /// if the rest fits one, else WINDOW_SIZE tiles as large as the MTU allows such that what
+    /// remains can still be finished at this MTU (if the rest after full tiles would leave a last
+    /// tile shorter than an L2 word or too large for the All-1, the tiles give way by whole L2
+    /// words, or one more regular tile is cut).
+    fn cut(&self, r: usize, mtu: usize) -> Option<Cut> {
+        let (t_max, a) = self.sizes(mtu);
+        if let Some(c) = self.last_window(r, t_max, a) {
+            return Some(c);
+        }
+        let mut t = self.align_down(t_max, t_max)?;
+        loop {
+            if let Some(rest) = r.checked_sub(self.ws * t) {
+                if rest >= self.l2 && self.finish(rest, t_max, a).is_some() {
+                    return Some(Cut {
+                        tile: t,
+                        count: self.ws,
+                        last: None,
+                    });
+                }
+            }
+            t = self.align_down(t_max, t.checked_sub(self.l2)?)?;
+        }
+    }
+
+    /// The whole plan for the last `r` bits with the MTU staying at `mtu`: the number of tiles,
+    /// the last tile's length, and the first window. Counting stops past `MAX_TILES` (the last
+    /// tile's length is then 0).
+    fn plan(&self, mut r: usize, mtu: usize) -> Option<(usize, usize, Cut)> {
+        let first = self.cut(r, mtu)?;
+        let mut c = first;
+        let mut tiles = 0usize;
+        loop {
+            tiles = tiles.saturating_add(c.count);
+            if let Some(last) = c.last {
+                return Some((tiles, last, first));
+            }
+            if tiles > MAX_TILES {
+                return Some((tiles, 0, first));
+            }
+            r -= self.ws * c.tile;
+            c = self.cut(r, mtu)?;
+        }
+    }
 }
 
 impl<P: AsRef<[u8]>> Sender<P> {
@@ -92,14 +281,29 @@ impl<P: AsRef<[u8]>> Sender<P> {
         }
         let l2 = l.l2();
         let header = l.header_bits();
-        let mtu_bits = mtu * 8;
-        let all1_room = mtu_bits.checked_sub(header + l.rcs_bits());
+        // The longest frame: whole L2 words within the MTU (frames are padded to the L2 word).
+        let top = mtu.saturating_mul(8) / l2 * l2;
+        let all1_room = top.checked_sub(header + l.rcs_bits());
         let too_small = FragError::MtuTooSmall { rule: id, mtu };
+        let planner = Planner {
+            header,
+            l2,
+            ws: l.window_size().max(1),
+            rcs: l.rcs_bits(),
+            bits,
+        };
         let mut penult: Option<usize> = None;
         let mut extra = false;
-        let (tile, last_in_all1) = if p.mode == FragMode::AckOnError && p.tile_size > 0 {
+        let mut ack_always_plan = None;
+        let (tile, last_in_all1) = if p.mode == FragMode::AckAlways {
+            // Each window is cut when it starts, from the MTU then (`cut_window`); here the plan
+            // at this MTU, to refuse a packet that cannot be sent at all and to count its tiles.
+            let plan = planner.plan(bits, mtu).ok_or(too_small)?;
+            ack_always_plan = Some(plan);
+            (plan.2.tile, true)
+        } else if p.mode == FragMode::AckOnError && p.tile_size > 0 {
             let tile = usize::from(p.tile_size);
-            if header + tile > mtu_bits {
+            if header + tile > top {
                 return Err(too_small);
             }
             let last = bits - (bits.div_ceil(tile) - 1) * tile;
@@ -122,10 +326,10 @@ impl<P: AsRef<[u8]>> Sender<P> {
             }
             (tile, in_all1)
         } else {
-            // One tile per fragment, filling the MTU: the largest size that keeps fragments
-            // whole L2 words and lets the last tile (at least one L2 word) fit the All-1.
+            // No-ACK, and ACK-on-Error without a tile size: one tile per fragment, filling the
+            // MTU: the largest size that keeps fragments whole L2 words and lets the last tile
+            // (at least one L2 word) fit the All-1.
             let room = all1_room.ok_or(too_small)?;
-            let top = (mtu_bits / l2) * l2;
             let mut found = None;
             let mut frag = top;
             while frag > header {
@@ -171,16 +375,17 @@ impl<P: AsRef<[u8]>> Sender<P> {
             }
         };
         // Tile sizes: all `tile` bits, except a shortened penultimate (No-ACK) and the last.
-        let (tiles, penult_bits, last_bits) = match penult {
-            Some(pb) if extra => {
+        let (tiles, penult_bits, last_bits) = match (ack_always_plan, penult) {
+            (Some((n, last, _)), _) => (n, tile, last),
+            (None, Some(pb)) if extra => {
                 let n = bits.div_ceil(tile) + 1;
                 (n, pb, bits - (n - 2) * tile - pb)
             }
-            Some(pb) => {
+            (None, Some(pb)) => {
                 let n = bits.div_ceil(tile);
                 (n, pb, bits - (n - 2) * tile - pb)
             }
-            None => {
+            (None, None) => {
                 let n = bits.div_ceil(tile);
                 (n, tile, bits - (n - 1) * tile)
             }
@@ -224,7 +429,7 @@ impl<P: AsRef<[u8]>> Sender<P> {
             packet,
             bits,
             dtag,
-            mtu_bits,
+            mtu,
             tile,
             tiles,
             penult_bits,
@@ -237,6 +442,9 @@ impl<P: AsRef<[u8]>> Sender<P> {
             abort_pending: None,
             last_sent_all1: false,
             window: 0,
+            base: 0,
+            cut: false,
+            final_window: false,
             attempts: 0,
             deadline: 0,
             phase: Phase::Sending,
@@ -244,38 +452,53 @@ impl<P: AsRef<[u8]>> Sender<P> {
                 .retransmission_timer
                 .map_or(DEFAULT_RETRANSMISSION_US, |t| t.micros()),
         };
-        match p.mode {
-            FragMode::AckAlways => s.queue_window(0),
-            _ => {
-                let regular = if last_in_all1 { tiles - 1 } else { tiles };
-                for i in 0..regular {
-                    s.mark(i);
-                }
-                s.all1_pending = true;
+        if p.mode != FragMode::AckAlways {
+            let regular = if last_in_all1 { tiles - 1 } else { tiles };
+            for i in 0..regular {
+                s.mark(i);
             }
+            s.all1_pending = true;
         }
         Ok(s)
     }
 
-    /// Regular tile size in bits.
+    /// Regular tile size in bits. ACK-Always cuts each window when it starts sending it, from
+    /// the MTU then: this is the size of the window being sent (before the first `poll`, the
+    /// size the first window has at the MTU given to `new`).
     pub fn tile_bits(&self) -> usize {
         self.tile
     }
 
-    /// Number of tiles.
+    /// Number of tiles. ACK-Always: the windows already cut, and the rest as cut at the MTU
+    /// current when the latest window was cut (at `new`'s MTU before the first `poll`); exact once
+    /// the last window is cut, and exact throughout if the MTU does not change.
     pub fn tiles(&self) -> usize {
         self.tiles
     }
 
-    /// The RCS sent in the All-1.
+    /// The RCS sent in the All-1. It covers the padding of the fragment carrying the last tile,
+    /// so in ACK-Always, where the last tile's length depends on the MTU when the last window is
+    /// cut, it is final only from then on (before, it is the one of the plan at `new`'s MTU).
     pub fn rcs(&self) -> u32 {
         self.rcs
     }
 
-    /// Changes the MTU for the frames still to send (ACK-on-Error with a tile size in the rule
-    /// packs as many tiles as fit; otherwise the tile size stays).
+    /// Changes the MTU (bytes) for the frames still to send. No frame is ever longer than the
+    /// MTU current when `poll` writes it:
+    ///
+    /// - ACK-on-Error with a tile size in the rule: a fragment carries as many of the rule's tiles
+    ///   as fit;
+    /// - ACK-Always: each window's tile size is chosen when the window starts (the first `poll`
+    ///   after the previous window's ACK), filling the MTU then; the window's tiles, and their
+    ///   retransmissions, keep that size;
+    /// - No-ACK, and ACK-on-Error without a tile size: the tiles cut by `new` stay.
+    ///
+    /// Should a frame not fit (a tile already cut, the All-1 with its RCS and last tile, an ACK
+    /// REQ or a Sender-Abort, or no window cut possible), `poll` returns
+    /// [`FragError::MtuTooSmall`] and sends nothing: the sender is unchanged, and polling again
+    /// after a larger `set_mtu` carries on where it stopped.
     pub fn set_mtu(&mut self, mtu: usize) {
-        self.mtu_bits = mtu * 8;
+        self.mtu = mtu;
     }
 
     fn mark(&mut self, i: usize) {
@@ -296,6 +519,12 @@ impl<P: AsRef<[u8]>> Sender<P> {
         }
     }
 
+    /// The lowest pending tile.
+    fn first_pending(&self) -> Option<usize> {
+        let (k, w) = self.pending.iter().enumerate().find(|(_, w)| **w != 0)?;
+        Some(k * 64 + w.trailing_zeros() as usize)
+    }
+
     fn ws(&self) -> usize {
         self.l.window_size().max(1)
     }
@@ -304,21 +533,84 @@ impl<P: AsRef<[u8]>> Sender<P> {
         (self.tiles - 1) / self.ws()
     }
 
-    fn queue_window(&mut self, w: usize) {
-        self.window = w;
+    fn planner(&self) -> Planner {
+        Planner {
+            header: self.l.header_bits(),
+            l2: self.l.l2(),
+            ws: self.ws(),
+            rcs: self.l.rcs_bits(),
+            bits: self.bits,
+        }
+    }
+
+    /// Bytes of a frame of `bits` bits once padded to the L2 word, or `MtuTooSmall` if that is
+    /// more than the MTU.
+    fn fit(&self, bits: usize) -> Result<usize, FragError> {
+        let l2 = self.l.l2();
+        let n = (bits.div_ceil(l2) * l2).div_ceil(8);
+        if n > self.mtu {
+            return Err(FragError::MtuTooSmall {
+                rule: self.l.rule,
+                mtu: self.mtu,
+            });
+        }
+        Ok(n)
+    }
+
+    /// ACK-Always: chooses the tile size of `window` from the current MTU and queues its tiles.
+    fn cut_window(&mut self) -> Result<(), FragError> {
+        let too_small = FragError::MtuTooSmall {
+            rule: self.l.rule,
+            mtu: self.mtu,
+        };
+        let planner = self.planner();
         let ws = self.ws();
-        let end = ((w + 1) * ws).min(self.tiles);
-        for i in w * ws..end {
-            if i + 1 == self.tiles && self.last_in_all1 {
+        let first = self.window * ws;
+        let c = planner
+            .cut(self.bits - self.base, self.mtu)
+            .ok_or(too_small)?;
+        if first + c.count > MAX_TILES {
+            return Err(too_small);
+        }
+        self.tile = c.tile;
+        self.penult_bits = c.tile;
+        match c.last {
+            Some(last) => {
+                self.final_window = true;
+                self.tiles = first + c.count;
+                self.last_bits = last;
+                let l2 = self.l.l2();
+                let carrier = self.l.header_bits() + self.l.rcs_bits() + last;
+                let pad = (l2 - carrier % l2) % l2;
+                self.rcs = rcs::rcs_padded(self.packet.as_ref(), self.bits, pad);
+            }
+            None => {
+                self.final_window = false;
+                let rest = self.bits - self.base - ws * c.tile;
+                let (t_max, a) = planner.sizes(self.mtu);
+                let more = planner.finish(rest, t_max, a).unwrap_or(1).max(1);
+                self.tiles = (first + ws).saturating_add(more);
+            }
+        }
+        self.cut = true;
+        for i in first..first + c.count {
+            if c.last.is_some() && i + 1 == self.tiles {
                 self.all1_pending = true;
             } else {
                 self.mark(i);
             }
         }
+        Ok(())
     }
 
     fn tile_len(&self, i: usize) -> usize {
-        if i + 1 == self.tiles {
+        if self.l.params.mode == FragMode::AckAlways {
+            if self.final_window && i + 1 == self.tiles {
+                self.last_bits
+            } else {
+                self.tile
+            }
+        } else if i + 1 == self.tiles {
             self.last_bits
         } else if i + 2 == self.tiles {
             self.penult_bits
@@ -327,9 +619,11 @@ impl<P: AsRef<[u8]>> Sender<P> {
         }
     }
 
-    /// Bit offset of tile `i` in the packet.
+    /// Bit offset of tile `i` in the packet (ACK-Always: a tile of the window being sent).
     fn tile_offset(&self, i: usize) -> usize {
-        if i + 1 == self.tiles && self.tiles >= 2 {
+        if self.l.params.mode == FragMode::AckAlways {
+            self.base + (i - self.window * self.ws()) * self.tile
+        } else if i + 1 == self.tiles && self.tiles >= 2 {
             (i - 1) * self.tile + self.penult_bits
         } else {
             i * self.tile
@@ -351,36 +645,45 @@ impl<P: AsRef<[u8]>> Sender<P> {
     }
 
     /// What to do now; frames are written into `out`, which must hold one MTU.
+    ///
+    /// Returns [`FragError::MtuTooSmall`], sending nothing and changing nothing, when the next
+    /// frame does not fit the current MTU (see [`Sender::set_mtu`]).
     pub fn poll(&mut self, now: Micros, out: &mut [u8]) -> Result<SenderAction, FragError> {
         match self.phase {
             Phase::Done => return Ok(SenderAction::Done),
             Phase::Aborted(r) => return Ok(SenderAction::Aborted(r)),
             _ => {}
         }
-        if let Some(reason) = self.abort_pending.take() {
+        if let Some(reason) = self.abort_pending {
+            self.fit(self.l.header_bits())?;
             let n = wire::write_sender_abort(&self.l, self.dtag, out)?;
+            self.abort_pending = None;
             self.phase = Phase::Aborted(reason);
             return Ok(SenderAction::Send(n));
         }
-        if let Some(i) = (0..self.tiles).find(|&i| self.is_pending(i)) {
+        if self.l.params.mode == FragMode::AckAlways && !self.cut {
+            self.cut_window()?;
+        }
+        if let Some(i) = self.first_pending() {
             let n = self.write_regular(i, out)?;
             self.last_sent_all1 = false;
             return Ok(SenderAction::Send(n));
         }
         if self.all1_pending {
+            let n = self.write_all1(out)?;
             self.all1_pending = false;
             self.ack_req_pending = false;
-            let n = self.write_all1(out)?;
             self.last_sent_all1 = true;
             return Ok(self.after_request(now, n));
         }
         if self.ack_req_pending {
-            self.ack_req_pending = false;
             let w = match self.l.params.mode {
                 FragMode::AckAlways => self.window,
                 _ => self.last_window(),
             };
+            self.fit(self.l.header_bits())?;
             let n = wire::write_ack_req(&self.l, self.dtag, self.w_field(w), out)?;
+            self.ack_req_pending = false;
             self.last_sent_all1 = false;
             return Ok(self.after_request(now, n));
         }
@@ -418,12 +721,7 @@ impl<P: AsRef<[u8]>> Sender<P> {
     }
 
     fn on_timeout(&mut self, now: Micros, out: &mut [u8]) -> Result<SenderAction, FragError> {
-        let max = self.l.params.max_ack_requests;
-        let exhausted = match self.l.params.mode {
-            FragMode::AckOnError => self.attempts >= max,
-            _ => self.attempts >= max,
-        };
-        if exhausted {
+        if self.attempts >= self.l.params.max_ack_requests {
             self.abort_pending = Some(AbortReason::TooManyAttempts);
             return self.poll(now, out);
         }
@@ -434,9 +732,24 @@ impl<P: AsRef<[u8]>> Sender<P> {
         self.poll(now, out)
     }
 
+    /// Writes a regular fragment starting with pending tile `first`: one tile, or in
+    /// ACK-on-Error with the rule's tile size, as many pending tiles in a row as fit the MTU.
     fn write_regular(&mut self, first: usize, out: &mut [u8]) -> Result<usize, FragError> {
         let ws = self.ws();
-        let header = self.l.header_bits();
+        // Several tiles per fragment only with the rule's tile size: without one, the receiver
+        // learns the tile size from a fragment's payload, which must then be a single tile.
+        let multi = self.l.params.mode == FragMode::AckOnError && self.l.params.tile_size > 0;
+        let mut used = self.l.header_bits() + self.tile_len(first);
+        self.fit(used)?;
+        let mut end = first + 1;
+        while multi && end < self.tiles && self.is_pending(end) {
+            let len = self.tile_len(end);
+            if self.fit(used + len).is_err() {
+                break;
+            }
+            used += len;
+            end += 1;
+        }
         let mut w = BitWriter::new(out);
         self.l.write_header(
             &mut w,
@@ -444,35 +757,20 @@ impl<P: AsRef<[u8]>> Sender<P> {
             self.w_field(first / ws),
             self.fcn_of(first),
         )?;
-        // Several tiles per fragment only with the rule's tile size: without one, the receiver
-        // learns the tile size from a fragment's payload, which must then be a single tile.
-        let multi = self.l.params.mode == FragMode::AckOnError && self.l.params.tile_size > 0;
-        let mut used = header;
-        let mut i = first;
-        while i < self.tiles && self.is_pending(i) {
-            let len = self.tile_len(i);
-            if used + len > self.mtu_bits && i != first {
-                break;
-            }
-            // ACK-Always: never cross into the next window.
-            if i != first && (!multi || (self.l.params.mode == FragMode::AckAlways && i % ws == 0))
-            {
-                break;
-            }
-            w.copy_bits(self.packet.as_ref(), self.tile_offset(i), len)?;
-            used += len;
-            self.clear(i);
-            i += 1;
-            if !multi {
-                break;
-            }
+        for i in first..end {
+            w.copy_bits(self.packet.as_ref(), self.tile_offset(i), self.tile_len(i))?;
         }
         w.pad_to(self.l.l2() as u32)?;
+        for i in first..end {
+            self.clear(i);
+        }
         Ok(w.byte_len())
     }
 
     fn write_all1(&mut self, out: &mut [u8]) -> Result<usize, FragError> {
         let last = self.tiles - 1;
+        let tile = if self.last_in_all1 { self.last_bits } else { 0 };
+        self.fit(self.l.header_bits() + self.l.rcs_bits() + tile)?;
         let mut w = BitWriter::new(out);
         self.l.write_header(
             &mut w,
@@ -504,7 +802,8 @@ impl<P: AsRef<[u8]>> Sender<P> {
             }
             Ack::Success { dtag, w } if dtag == self.dtag => match self.l.params.mode {
                 FragMode::AckAlways => {
-                    if w == self.w_field(self.window) {
+                    // Nothing of a window not cut yet was sent: an ACK for it is stale.
+                    if self.cut && w == self.w_field(self.window) {
                         self.next_window_or_done();
                     }
                 }
@@ -520,13 +819,22 @@ impl<P: AsRef<[u8]>> Sender<P> {
         Ok(())
     }
 
+    /// ACK-Always: the window was received; the next one is cut at the next `poll`.
     fn next_window_or_done(&mut self) {
-        if self.window >= self.last_window() {
+        if self.final_window {
             self.phase = Phase::Done;
         } else {
+            let ws = self.ws();
+            for i in self.window * ws..(self.window + 1) * ws {
+                self.clear(i);
+            }
+            self.all1_pending = false;
+            self.ack_req_pending = false;
+            self.base += ws * self.tile;
+            self.window += 1;
+            self.cut = false;
             self.attempts = 0;
             self.phase = Phase::Sending;
-            self.queue_window(self.window + 1);
         }
     }
 
@@ -560,13 +868,13 @@ impl<P: AsRef<[u8]>> Sender<P> {
                 let Some(&(w, bitmap)) = windows.first() else {
                     return;
                 };
-                if w != self.w_field(self.window) {
+                if !self.cut || w != self.w_field(self.window) {
                     return;
                 }
                 if self.mark_missing(self.window, bitmap) {
                     self.attempts = self.attempts.saturating_add(1);
                     self.phase = Phase::Sending;
-                } else if self.window < self.last_window() {
+                } else if !self.final_window {
                     self.next_window_or_done();
                 } else {
                     // Every tile received but the RCS failed.
@@ -608,5 +916,90 @@ impl<P: AsRef<[u8]>> Sender<P> {
     /// The packet's length in bits.
     pub fn packet_bits(&self) -> usize {
         self.bits
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const MAX_R: usize = 1600;
+
+    /// Exhaustively, for every remainder up to `MAX_R` bits: can it be finished in windows at
+    /// this MTU (a remainder, not the whole packet: no exception for a last tile below a word)?
+    fn exhaustive(p: &Planner, mtu: usize) -> [bool; MAX_R + 1] {
+        let (t_max, a) = p.sizes(mtu);
+        let g = p.l2;
+        let sizes = || (g..=t_max).filter(move |t| (t_max - t) % g == 0);
+        let mut ok = [false; MAX_R + 1];
+        if a >= g {
+            ok[g..=a.min(MAX_R)].fill(true);
+            for k in 1..p.ws {
+                for t in sizes() {
+                    for l in g..=a {
+                        if k * t + l <= MAX_R {
+                            ok[k * t + l] = true;
+                        }
+                    }
+                }
+            }
+        }
+        for r in 0..=MAX_R {
+            if !ok[r] {
+                ok[r] = sizes().any(|t| r >= p.ws * t + g && ok[r - p.ws * t]);
+            }
+        }
+        ok
+    }
+
+    /// The ACK-Always planner against an exhaustive search: every window it cuts is legal and
+    /// leaves a remainder it can finish; it finds a cut whenever tiles of one size would do (the
+    /// old planner) and, with room in the All-1 for two L2 words, whenever any cut would do.
+    #[test]
+    fn ack_always_planner() {
+        for header in [2usize, 8, 10, 12, 15] {
+            for ws in [1usize, 2, 7, 24] {
+                for mtu in 2..=16usize {
+                    let p = Planner {
+                        header,
+                        l2: 8,
+                        ws,
+                        rcs: 32,
+                        bits: usize::MAX,
+                    };
+                    let ok = exhaustive(&p, mtu);
+                    let (t_max, a) = p.sizes(mtu);
+                    for (r, &feasible) in ok.iter().enumerate().skip(8) {
+                        let got = p.cut(r, mtu);
+                        let one_size = (8..=t_max)
+                            .filter(|t| (t_max - t) % 8 == 0)
+                            .any(|t| p.uniform(r, t, a).is_some());
+                        let at = (header, ws, mtu, r);
+                        assert!(!one_size || got.is_some(), "{at:?}");
+                        assert!(got.is_none() || feasible, "{at:?}");
+                        assert!(a < 15 || got.is_some() == feasible, "{at:?}");
+                        let mut rest = r;
+                        let mut c = got;
+                        while let Some(w) = c {
+                            assert!((8..=t_max).contains(&w.tile), "{at:?}");
+                            assert_eq!((header + w.tile) % 8, 0, "{at:?}");
+                            match w.last {
+                                Some(l) => {
+                                    assert!(w.count <= ws && (8..=a).contains(&l), "{at:?}");
+                                    assert_eq!(rest, (w.count - 1) * w.tile + l, "{at:?}");
+                                    break;
+                                }
+                                None => {
+                                    assert_eq!(w.count, ws, "{at:?}");
+                                    rest -= ws * w.tile;
+                                    c = p.cut(rest, mtu);
+                                    assert!(c.is_some(), "a dead end: {at:?} at {rest}");
+                                }
+                            }
+                        }
+                    }
+                }
+            }
+        }
     }
 }

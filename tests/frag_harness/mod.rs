@@ -184,6 +184,8 @@ pub struct Event {
     pub lost: bool,
     /// When.
     pub at: u64,
+    /// The sender's MTU when it sent this frame (0 for the receiver's frames).
+    pub mtu: usize,
 }
 
 /// How a run goes.
@@ -192,7 +194,9 @@ pub struct Setup {
     /// The MTU the sender starts with.
     pub mtu: usize,
     /// MTU changes: before the sender's frame number `.0` (counting every frame it sent), the
-    /// MTU becomes `.1`.
+    /// MTU becomes `.1`. When the sender refuses the next frame for the MTU
+    /// (`FragError::MtuTooSmall`), the run gives it a larger one, as a later transmission
+    /// opportunity would: the largest of the setup, then one byte more at a time (up to 64).
     pub mtu_changes: Vec<(usize, usize)>,
     /// Let the receiver answer after every frame (as a link with immediate feedback would);
     /// otherwise it speaks only when the sender waits.
@@ -248,6 +252,8 @@ pub struct Trace {
     pub rx_errors: Vec<FragError>,
     /// Errors the sender returned for ACKs.
     pub tx_errors: Vec<FragError>,
+    /// The MTU at each of the sender's refusals of a frame (`FragError::MtuTooSmall`).
+    pub mtu_refusals: Vec<usize>,
     /// Loop iterations.
     pub steps: usize,
     /// The clock at the end.
@@ -292,11 +298,13 @@ pub fn run_with<P: AsRef<[u8]>>(rule: &Rule, mut sender: Sender<P>, mut setup: S
         .chain([setup.mtu])
         .max()
         .unwrap_or(setup.mtu);
+    // The largest MTU the run may give the sender after a refusal.
+    let cap = max_mtu + 64;
     let len = setup
         .rx_buffer
-        .unwrap_or_else(|| Receiver::buffer_len(rule, max_mtu));
+        .unwrap_or_else(|| Receiver::buffer_len(rule, cap));
     let mut receiver = Receiver::new(rule, vec![0u8; len], 0).expect("receiver");
-    let mut out = vec![0u8; max_mtu + 8];
+    let mut out = vec![0u8; cap + 8];
     let mut ack = vec![0u8; 64 * 16 + 64];
     let mut t = Trace {
         events: Vec::new(),
@@ -306,11 +314,13 @@ pub fn run_with<P: AsRef<[u8]>>(rule: &Rule, mut sender: Sender<P>, mut setup: S
         receiver: ReceiverAction::Idle,
         rx_errors: Vec::new(),
         tx_errors: Vec::new(),
+        mtu_refusals: Vec::new(),
         steps: 0,
         now: 0,
     };
     let (mut ns, mut nr) = (0usize, 0usize);
     let mut mtu = setup.mtu;
+    let mut changed_before: Option<usize> = None;
     let mut now = 0u64;
     let mut s_end: Option<SenderAction> = None;
     let mut r_end: Option<ReceiverAction> = None;
@@ -323,13 +333,28 @@ pub fn run_with<P: AsRef<[u8]>>(rule: &Rule, mut sender: Sender<P>, mut setup: S
         );
         let mut s_wait = None;
         if s_end.is_none() {
-            if let Some(&(_, m)) = setup.mtu_changes.iter().find(|c| c.0 == ns) {
-                if m != mtu {
-                    mtu = m;
-                    sender.set_mtu(m);
+            // Each change once: after a refusal, the larger MTU stays until the next change.
+            if changed_before != Some(ns) {
+                if let Some(&(_, m)) = setup.mtu_changes.iter().find(|c| c.0 == ns) {
+                    changed_before = Some(ns);
+                    if m != mtu {
+                        mtu = m;
+                        sender.set_mtu(m);
+                    }
                 }
             }
-            match sender.poll(now, &mut out).expect("sender poll") {
+            let action = match sender.poll(now, &mut out) {
+                Err(FragError::MtuTooSmall { mtu: m, .. }) => {
+                    assert_eq!(m, mtu, "the refusal names the current MTU");
+                    t.mtu_refusals.push(mtu);
+                    mtu = if mtu < max_mtu { max_mtu } else { mtu + 1 };
+                    assert!(mtu <= cap, "the sender refuses every MTU up to {cap}");
+                    sender.set_mtu(mtu);
+                    continue;
+                }
+                a => a.expect("sender poll"),
+            };
+            match action {
                 SenderAction::Send(n) => {
                     assert!(n <= mtu, "a frame of {n} bytes over the MTU of {mtu}");
                     let lost = setup.link.lose(true, ns);
@@ -339,6 +364,7 @@ pub fn run_with<P: AsRef<[u8]>>(rule: &Rule, mut sender: Sender<P>, mut setup: S
                         bytes: out[..n].to_vec(),
                         lost,
                         at: now,
+                        mtu,
                     });
                     if !lost && !matches!(r_end, Some(ReceiverAction::Aborted(_))) {
                         if let Err(e) = receiver.handle_frame(&out[..n], now) {
@@ -426,6 +452,7 @@ fn drain<P: AsRef<[u8]>>(
                     bytes: ack[..n].to_vec(),
                     lost,
                     at: now,
+                    mtu: 0,
                 });
                 if !lost && !sender_ended {
                     if let Err(e) = sender.handle_ack(&ack[..n], now) {
