@@ -28,7 +28,11 @@ fn no_ack_rules() -> String {
         {"rule-id-value": 1, "rule-id-length": 3,
          "rule-nature": "ietf-schc:nature-compression", "entry": []}
     ]}}"#;
-    let path: PathBuf = Path::new(env!("CARGO_TARGET_TMPDIR")).join("no-ack.json");
+    // One file per call: tests run in parallel and must not read each other's half-written file.
+    static CALLS: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+    let n = CALLS.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    let name = format!("no-ack-{}-{n}.json", std::process::id());
+    let path: PathBuf = Path::new(env!("CARGO_TARGET_TMPDIR")).join(name);
     std::fs::write(&path, text).expect("scratch rule file written");
     path.display().to_string()
 }
