@@ -70,6 +70,8 @@ pub struct Sender<P> {
     /// ACK-Always: the cut `window` is the packet's last.
     final_window: bool,
     attempts: u8,
+    /// ACK-on-Error: (first window, tiles missing) of the last failure ACK that showed progress.
+    progress: (usize, usize),
     deadline: Micros,
     phase: Phase,
     retrans: Micros,
@@ -446,6 +448,7 @@ impl<P: AsRef<[u8]>> Sender<P> {
             cut: false,
             final_window: false,
             attempts: 0,
+            progress: (0, usize::MAX),
             deadline: 0,
             phase: Phase::Sending,
             retrans: p
@@ -839,19 +842,19 @@ impl<P: AsRef<[u8]>> Sender<P> {
     }
 
     /// Marks the tiles a failure ACK reports missing; returns whether any was.
-    fn mark_missing(&mut self, window: usize, bitmap: u64) -> bool {
+    fn mark_missing(&mut self, window: usize, bitmap: u64) -> usize {
         let ws = self.ws();
         let last = self.tiles - 1;
         let last_w = self.last_window();
-        let mut any = false;
+        let mut missing = 0;
         if window > last_w {
-            return false;
+            return 0;
         }
         for i in window * ws..((window + 1) * ws).min(self.tiles) {
             let fcn = ws - 1 - i % ws;
             let bit = if i == last { 0 } else { fcn };
             if (bitmap >> bit) & 1 == 0 {
-                any = true;
+                missing += 1;
                 if i == last && self.last_in_all1 {
                     self.all1_pending = true;
                 } else {
@@ -859,7 +862,7 @@ impl<P: AsRef<[u8]>> Sender<P> {
                 }
             }
         }
-        any
+        missing
     }
 
     fn on_failure(&mut self, windows: &[(u32, u64)]) {
@@ -871,7 +874,7 @@ impl<P: AsRef<[u8]>> Sender<P> {
                 if !self.cut || w != self.w_field(self.window) {
                     return;
                 }
-                if self.mark_missing(self.window, bitmap) {
+                if self.mark_missing(self.window, bitmap) > 0 {
                     self.attempts = self.attempts.saturating_add(1);
                     self.phase = Phase::Sending;
                 } else if !self.final_window {
@@ -883,11 +886,21 @@ impl<P: AsRef<[u8]>> Sender<P> {
             }
             _ => {
                 let last_w = self.last_window();
-                let mut any = false;
+                let mut missing = 0;
                 let mut last_window_reported = false;
                 for &(w, bitmap) in windows {
-                    any |= self.mark_missing(w as usize, bitmap);
+                    missing += self.mark_missing(w as usize, bitmap);
                     last_window_reported |= w as usize == last_w;
+                }
+                let any = missing > 0;
+                // Progress (a later first window reported, or fewer tiles missing in the same
+                // one) resets Attempts: MAX_ACK_REQUESTS then bounds requests without progress,
+                // and the session still ends, since progress is bounded.
+                let first = windows.first().map_or(0, |&(w, _)| w as usize);
+                let (pw, pm) = self.progress;
+                if first > pw || (first == pw && missing < pm) {
+                    self.attempts = 0;
+                    self.progress = (first, missing);
                 }
                 if !any {
                     if !last_window_reported {
