@@ -2,6 +2,8 @@
 //! byte orders, frames that are not IPv6, truncated, damaged and hostile files; and the
 //! `schc ratio` command on them.
 
+mod common;
+use common::hex;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
@@ -11,13 +13,6 @@ use lpwan_schc::ratio::{Devices, Study};
 use serde_json::Value;
 
 const ANCHOR: &str = "600000000017114020010db8000a0000000000000000000320010db8000a00000000000000000020d10016330017d71e41011234abb474656d70ff01020304";
-
-fn hex(s: &str) -> Vec<u8> {
-    (0..s.len())
-        .step_by(2)
-        .map(|i| u8::from_str_radix(&s[i..i + 2], 16).unwrap())
-        .collect()
-}
 
 /// Three IPv6 packets: the anchor packet, and two with other MIDs and payloads.
 fn ipv6_packets() -> Vec<Vec<u8>> {

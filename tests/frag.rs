@@ -1,23 +1,14 @@
 //! Fragmentation: sender and receiver against each other over a scripted lossy link, and
 //! against the frames other implementations produced (tests/vectors/fragmentation*/).
 
+mod common;
+use common::{hex, to_hex};
 use std::path::Path;
 
 use lpwan_schc::frag::{Receiver, ReceiverAction, Sender, SenderAction};
 use lpwan_schc::json;
 use lpwan_schc::rule::Rule;
 use serde_json::Value;
-
-fn hex(s: &str) -> Vec<u8> {
-    (0..s.len())
-        .step_by(2)
-        .map(|i| u8::from_str_radix(&s[i..i + 2], 16).unwrap())
-        .collect()
-}
-
-fn to_hex(b: &[u8]) -> String {
-    b.iter().map(|x| format!("{x:02x}")).collect()
-}
 
 #[derive(Debug, Clone, PartialEq)]
 struct Frame {

@@ -9,6 +9,8 @@
 
 #![allow(unsafe_code)]
 
+mod common;
+use common::hex;
 use std::alloc::{GlobalAlloc, Layout, System};
 use std::cell::Cell;
 
@@ -234,13 +236,6 @@ fn fragmentation_allocates_nothing() {
 /// The anchor packet (`benches/anchor.json`): IPv6/UDP/CoAP CON GET /temp.
 const ANCHOR: &str = "600000000017114020010db8000a0000000000000000000320010db8000a00000000000000000020d10016330017d71e41011234abb474656d70ff01020304";
 const ANCHOR_SCHC: &str = "014ab010203040";
-
-fn hex(s: &str) -> Vec<u8> {
-    (0..s.len())
-        .step_by(2)
-        .map(|i| u8::from_str_radix(&s[i..i + 2], 16).unwrap())
-        .collect()
-}
 
 #[test]
 fn compression_allocates_nothing() {

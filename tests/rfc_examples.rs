@@ -1,23 +1,13 @@
 //! The RFCs' worked compression examples (see tests/vectors/RFC-EXAMPLES.md for where each
 //! number comes from and the errata involved).
 
+mod common;
+use common::{hex, to_hex};
 use lpwan_schc::codec::{self, Config};
 use lpwan_schc::rule::{
     Cda, Direction, DirectionIndicator as Di, Fid, FieldLength as Fl, FieldSpec, Layer,
     MatchingOperator as Mo, RuleId, RuleSetBuf,
 };
-
-fn hex(s: &str) -> Vec<u8> {
-    let s: String = s.chars().filter(|c| !c.is_whitespace()).collect();
-    (0..s.len())
-        .step_by(2)
-        .map(|i| u8::from_str_radix(&s[i..i + 2], 16).unwrap())
-        .collect()
-}
-
-fn to_hex(b: &[u8]) -> String {
-    b.iter().map(|x| format!("{x:02x}")).collect()
-}
 
 fn fs(fid: Fid, fl: Fl, di: Di, tv: &[&[u8]], mo: Mo, cda: Cda) -> FieldSpec {
     FieldSpec {

@@ -3,24 +3,14 @@
 //! expected bytes with the expected rule, and decompress back to the original packet.
 //! The `disagreements/` cases are checked against our rulings (tests/vectors/README.md).
 
+mod common;
+use common::{hex, to_hex};
 use std::path::Path;
 
 use lpwan_schc::codec::{self, Config, DecompressError};
 use lpwan_schc::json;
 use lpwan_schc::rule::{Direction, RuleId};
 use serde_json::Value;
-
-fn hex(s: &str) -> Vec<u8> {
-    assert!(s.len() % 2 == 0, "odd hex {s}");
-    (0..s.len())
-        .step_by(2)
-        .map(|i| u8::from_str_radix(&s[i..i + 2], 16).unwrap())
-        .collect()
-}
-
-fn to_hex(b: &[u8]) -> String {
-    b.iter().map(|x| format!("{x:02x}")).collect()
-}
 
 fn load(path: &Path) -> Value {
     serde_json::from_str(&std::fs::read_to_string(path).unwrap()).unwrap()
