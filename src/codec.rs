@@ -14,7 +14,7 @@ use heapless::Vec;
 use thiserror::Error;
 
 use crate::bits::{get_bits, size_prefix_len, BitError, BitReader, BitWriter};
-use crate::packet::{FieldRef, Headers, IPV6_HEADER_LEN, MAX_OPTIONS, UDP_HEADER_LEN};
+use crate::packet::{FieldRef, Headers, FIELD_SLOTS, IPV6_HEADER_LEN, MAX_OPTIONS, UDP_HEADER_LEN};
 use crate::rule::{
     fits_right_aligned, Cda, Direction, Fid, FieldDesc, FieldLength, Layer, MatchingOperator,
     Nature, Rule, RuleId, RuleSet, HEADER_FIELDS,
@@ -26,9 +26,11 @@ pub struct Config {
     /// L2 word in bits: compressed packets are zero-padded to a multiple of it (default 8).
     ///
     /// [`decompress`] takes whole bytes and drops the trailing bits that do not make a byte,
-    /// which removes any padding of fewer than 8 bits. With an L2 word wider than 8 bits the
-    /// padding may reach a whole byte: the receiver must then pass the exact bit length to
-    /// [`decompress_bits`].
+    /// which removes any padding of fewer than 8 bits: enough when the L2 word divides 8 (1, 2,
+    /// 4 or 8 bits). With another word, padding to the word and then to whole bytes may reach a
+    /// byte (a 7-bit word pads 8 bits to 14, written as 2 bytes): the receiver must then pass
+    /// [`decompress_bits`] the bit length L2 delivered (the exact length, or for a word under
+    /// 8 bits the padded one).
     pub l2_word: u8,
     /// Largest packet decompression may produce, in bytes (default 1280).
     pub max_packet_size: usize,
@@ -87,6 +89,17 @@ pub enum CompressError {
         needed: usize,
         /// Bytes available.
         capacity: usize,
+    },
+    /// The chosen rule's ID would not read back as that rule: it is not well formed (over 32
+    /// bits, or a value that does not fit), or, in a set built with
+    /// [`RuleSet::new_unchecked`], another rule's ID is a prefix of it or prefixed by it.
+    /// Decompression would use another rule (or none); [`RuleSet::validate`] names the fault.
+    #[error("rule {rule}: its ID would be read back as {}: rule IDs must be well formed and prefix-free", ReadAs(*.read_as))]
+    RuleIdNotDecodable {
+        /// The rule chosen.
+        rule: RuleId,
+        /// The rule decompression would find instead (`None`: no rule).
+        read_as: Option<RuleId>,
     },
     /// An internal write failed (a bug: sizes are checked before writing).
     #[error("rule {rule}: writing the SCHC packet failed: {error}")]
@@ -185,6 +198,18 @@ pub enum DecompressError {
     },
 }
 
+/// "rule 3/4" or "no rule", for [`CompressError::RuleIdNotDecodable`].
+struct ReadAs(Option<RuleId>);
+
+impl core::fmt::Display for ReadAs {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        match self.0 {
+            Some(id) => write!(f, "rule {id}"),
+            None => f.write_str("no rule"),
+        }
+    }
+}
+
 /// Compresses `packet` going `dir` with the best matching rule of `set` into `out`.
 pub fn compress(
     set: &RuleSet<'_>,
@@ -197,7 +222,8 @@ pub fn compress(
     let mut m = Matcher::new(&h, cfg);
     let mut best: Option<(&Rule, usize, Option<Layer>)> = None;
     for rule in set.rules() {
-        if !matches!(rule.nature, Nature::Compression(_)) {
+        // A rule whose ID cannot be written as it is (unchecked sets) is never used.
+        if !matches!(rule.nature, Nature::Compression(_)) || !rule.id.is_well_formed() {
             continue;
         }
         if let Some((residue, layer)) = m.match_rule(set, rule) {
@@ -213,6 +239,12 @@ pub fn compress(
         Some(b) => b,
         None => {
             let rule = set.no_compression().ok_or(CompressError::NoMatch)?;
+            if !rule.id.is_well_formed() {
+                return Err(CompressError::RuleIdNotDecodable {
+                    rule: rule.id,
+                    read_as: None,
+                });
+            }
             (rule, rule.id.length as usize + packet.len() * 8, None)
         }
     };
@@ -241,10 +273,24 @@ pub fn compress(
         .map_err(write)?;
     let bits = w.position();
     w.pad_to(word as u32).map_err(write)?;
+    let len = w.byte_len();
+    // In a set that is not prefix-free (unchecked), the ID may read back as another rule, with
+    // the exact length or with the padding: refuse rather than let decompression use it.
+    let written = out.get(..len).unwrap_or(&[]);
+    let padded = (len * 8 != bits).then_some(len * 8);
+    for bit_len in core::iter::once(bits).chain(padded) {
+        let read = set.lookup_prefix(written, bit_len);
+        if !read.is_some_and(|r| core::ptr::eq(r, rule)) {
+            return Err(CompressError::RuleIdNotDecodable {
+                rule: rule.id,
+                read_as: read.map(|r| r.id),
+            });
+        }
+    }
     Ok(Compressed {
         rule_id: rule.id,
         bits,
-        len: w.byte_len(),
+        len,
     })
 }
 
@@ -352,17 +398,26 @@ fn write_right_aligned(
 /// The UDP checksum (RFC 768, RFC 8200 §8.1) of an IPv6/UDP packet, with the checksum field
 /// taken as zero. Returns 0xFFFF for a computed 0.
 pub fn udp_checksum(pkt: &[u8]) -> u16 {
+    fn fold(x: u32) -> u32 {
+        (x & 0xFFFF) + (x >> 16)
+    }
+    // Keeps `sum` at most 0x1FFFE, whatever the length of `bytes`.
     fn add_words(sum: &mut u32, bytes: &[u8]) {
-        let mut chunks = bytes.chunks_exact(2);
-        for c in &mut chunks {
-            if let [a, b] = c {
-                *sum += u32::from(u16::from_be_bytes([*a, *b]));
+        // 32768 words of at most 0xFFFF sum to less than 2^31; an even chunk length leaves the
+        // odd byte, if any, to the last chunk.
+        for chunk in bytes.chunks(0x1_0000) {
+            let mut part: u32 = 0;
+            let mut words = chunk.chunks_exact(2);
+            for c in &mut words {
+                if let [a, b] = c {
+                    part += u32::from(u16::from_be_bytes([*a, *b]));
+                }
             }
+            if let [last] = words.remainder() {
+                part += u32::from(*last) << 8;
+            }
+            *sum = fold(fold(*sum) + fold(part));
         }
-        if let [last] = chunks.remainder() {
-            *sum += u32::from(*last) << 8;
-        }
-        *sum = (*sum & 0xFFFF) + (*sum >> 16);
     }
     let mut sum: u32 = 0;
     add_words(&mut sum, pkt.get(8..40).unwrap_or(&[]));
@@ -380,6 +435,14 @@ pub fn udp_checksum(pkt: &[u8]) -> u16 {
         c => c,
     }
 }
+
+// The matcher keeps the fields a rule described as one bit per slot of a `u64`.
+const _: () = assert!(FIELD_SLOTS <= 64);
+/// The TKL's bit in that set.
+const TKL_BIT: u64 = match Fid::CoapTkl.header_index() {
+    Some(i) => 1 << i,
+    None => 0,
+};
 
 /// Per-packet matching state: the parsed headers and lazily computed values.
 struct Matcher<'h, 'p> {
@@ -409,11 +472,26 @@ impl<'h, 'p> Matcher<'h, 'p> {
         let dir = self.h.direction();
         let mut count = 0;
         let mut bits = 0;
+        // The fields described so far: two descriptors for one field (an unchecked set) would
+        // stand in for a field the rule lacks and pass the count below.
+        let mut seen: u64 = 0;
         for fd in fields {
             if !fd.di.applies(dir) {
                 continue;
             }
-            bits += self.match_field(set, fd)?;
+            // Decompression reads a token of fl-token-length with the TKL decoded before it: a
+            // rule that puts it first (an unchecked set) could not be decompressed.
+            if fd.fid == Fid::CoapToken && fd.fl == FieldLength::TokenLength && seen & TKL_BIT == 0
+            {
+                return None;
+            }
+            let (slot, f) = self.h.field_slot(fd.fid, fd.fp)?;
+            let bit = 1u64.checked_shl(slot as u32)?;
+            if seen & bit != 0 {
+                return None;
+            }
+            seen |= bit;
+            bits += self.match_field(set, fd, f)?;
             // A descriptor for an empty token (TKL 0) is optional: it matches but is not
             // counted among the packet's fields.
             let empty_token = fd.fid == Fid::CoapToken
@@ -425,9 +503,8 @@ impl<'h, 'p> Matcher<'h, 'p> {
         (count == self.h.field_count(layer)).then_some((bits, layer))
     }
 
-    /// If the descriptor matches the packet's field, the length of its residue in bits.
-    fn match_field(&mut self, set: &RuleSet<'_>, fd: &FieldDesc) -> Option<usize> {
-        let f = self.h.field(fd.fid, fd.fp)?;
+    /// If the descriptor matches the packet's field `f`, the length of its residue in bits.
+    fn match_field(&mut self, set: &RuleSet<'_>, fd: &FieldDesc, f: FieldRef) -> Option<usize> {
         let data = self.h.data();
         let len = f.len as usize;
         match fd.fl {
@@ -450,7 +527,16 @@ impl<'h, 'p> Matcher<'h, 'p> {
             return None;
         }
         match fd.cda {
-            Cda::NotSent => Some(0),
+            // Decompression writes the first target value: unless the MO ignores the field
+            // (deliberately lossy), match only a field it rebuilds exactly (MSB(x) or
+            // match-mapping with not-sent in an unchecked set would lose bits).
+            Cda::NotSent => match fd.mo {
+                MatchingOperator::Equal | MatchingOperator::Ignore => Some(0),
+                _ => set
+                    .tv(fd, 0)
+                    .is_some_and(|tv| tv_equals(tv, data, f, fd.fl))
+                    .then_some(0),
+            },
             Cda::ValueSent => match fd.fl {
                 FieldLength::Variable => {
                     let n = len / 8;
@@ -458,7 +544,12 @@ impl<'h, 'p> Matcher<'h, 'p> {
                 }
                 _ => Some(len),
             },
-            Cda::MappingSent => Some(index_width(set.tv_count(fd)) as usize),
+            // The index of the value in the list: a field the list lacks cannot be sent (only
+            // match-mapping guarantees it is there, and an unchecked set may pair mapping-sent
+            // with another MO).
+            Cda::MappingSent => self
+                .mapping_index(set, fd, f)
+                .map(|_| index_width(set.tv_count(fd)) as usize),
             Cda::Lsb => {
                 let MatchingOperator::Msb(x) = fd.mo else {
                     return None;
@@ -667,8 +758,12 @@ impl Rebuilder<'_, '_, '_> {
         let too_long = |_| DecompressError::TooLong { rule: id, limit };
         let layer = rule_depth(fields);
         let first = cfg.first_layer;
-        if let Some(fd) = fields.iter().find(|f| f.fid.layer() < first) {
-            let entry = fields.iter().position(|f| f == fd).unwrap_or(0);
+        // Descriptors for the other direction do not count, as in compression.
+        if let Some((entry, fd)) = fields
+            .iter()
+            .enumerate()
+            .find(|(_, f)| f.di.applies(self.dir) && f.fid.layer() < first)
+        {
             return Err(self.bad(
                 entry,
                 fd.fid,
@@ -837,7 +932,13 @@ impl Rebuilder<'_, '_, '_> {
                 };
                 let rest =
                     rest.ok_or_else(|| self.bad(entry, fd.fid, "MSB wider than the field"))?;
-                if fd.fl == FieldLength::Variable && tv_len(0) < x {
+                if fd.fl == FieldLength::Variable && x % 8 != 0 {
+                    return Err(self.bad(entry, fd.fid, "MSB of a variable length is not bytes"));
+                }
+                // (A missing target value is reported below.)
+                if fd.fl == FieldLength::Variable
+                    && self.set.tv(fd, 0).is_some_and(|t| t.len() * 8 < x)
+                {
                     return Err(self.bad(entry, fd.fid, "target value shorter than MSB"));
                 }
                 let off = r.skip(rest).map_err(trunc)?;
@@ -858,11 +959,19 @@ impl Rebuilder<'_, '_, '_> {
                 (Val::Iid(iid), 64)
             }
         };
-        if let (Val::Tv(i), FieldLength::Fixed(_) | FieldLength::TokenLength) = (val, fd.fl) {
-            if !self
-                .set
-                .tv(fd, i)
-                .is_some_and(|t| fits_right_aligned(t, bits))
+        // The target value the field is rebuilt from must exist (unchecked sets) and fit.
+        let used = match val {
+            Val::Tv(i) => Some(i),
+            Val::Lsb { .. } => Some(0),
+            _ => None,
+        };
+        if let Some(i) = used {
+            let Some(t) = self.set.tv(fd, i) else {
+                return Err(self.bad(entry, fd.fid, "target value reference is out of range"));
+            };
+            if matches!(val, Val::Tv(_))
+                && matches!(fd.fl, FieldLength::Fixed(_) | FieldLength::TokenLength)
+                && !fits_right_aligned(t, bits)
             {
                 return Err(self.bad(entry, fd.fid, "target value wider than the field"));
             }

@@ -22,6 +22,10 @@ pub const UDP_HEADER_LEN: usize = 8;
 /// as carrying no parsable CoAP header (rules with CoAP fields do not match it).
 pub const MAX_OPTIONS: usize = 32;
 
+/// Number of distinct field slots of a packet (see [`Headers::field_slot`]): the header fields
+/// and up to [`MAX_OPTIONS`] options.
+pub const FIELD_SLOTS: usize = HEADER_FIELDS + MAX_OPTIONS;
+
 /// A field's place in the packet: `len` bits from bit `off`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub struct FieldRef {
@@ -256,6 +260,14 @@ impl<'p> Headers<'p> {
     /// The field `fid` at position `fp` (1-based), if the packet has it.
     #[inline]
     pub fn field(&self, fid: Fid, fp: u8) -> Option<FieldRef> {
+        self.field_slot(fid, fp).map(|(_, f)| f)
+    }
+
+    /// The field `fid` at position `fp` (1-based) and its slot, a number below
+    /// [`FIELD_SLOTS`] that no other field of the packet has: the header field's index, or
+    /// [`HEADER_FIELDS`] plus the option's index in packet order.
+    #[inline]
+    pub fn field_slot(&self, fid: Fid, fp: u8) -> Option<(usize, FieldRef)> {
         match fid {
             Fid::CoapOption(n) => {
                 if !self.has(Layer::Coap) {
@@ -263,16 +275,16 @@ impl<'p> Headers<'p> {
                 }
                 self.options
                     .iter()
-                    .find(|o| o.number == n && o.position == fp)
-                    .map(|o| o.value)
+                    .enumerate()
+                    .find(|(_, o)| o.number == n && o.position == fp)
+                    .map(|(i, o)| (HEADER_FIELDS + i, o.value))
             }
             other => {
                 if fp != 1 || !self.has(other.layer()) {
                     return None;
                 }
-                other
-                    .header_index()
-                    .and_then(|i| self.fields.get(i).copied())
+                let i = other.header_index()?;
+                self.fields.get(i).map(|&f| (i, f))
             }
         }
     }

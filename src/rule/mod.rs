@@ -149,9 +149,11 @@ impl Span {
         Self { start, len }
     }
 
+    /// The indices, saturating: a span past the end of the address space (16- and 32-bit
+    /// targets) is simply out of range.
     fn range(self) -> core::ops::Range<usize> {
         let s = self.start as usize;
-        s..s + self.len as usize
+        s..s.saturating_add(self.len as usize)
     }
 }
 
@@ -243,6 +245,13 @@ pub enum EntryError {
     /// MSB(x) with x larger than the field, or not whole bytes on a byte-sized field.
     #[error("MSB({x}) does not fit this field")]
     BadMsb {
+        /// The MSB argument.
+        x: u16,
+    },
+    /// MSB(x) with not-sent on bits the MSB does not cover: decompression would write the
+    /// target value's low bits instead of the packet's.
+    #[error("MSB({x}) with not-sent loses the bits after the first {x}: use LSB or equal")]
+    LossyMsb {
         /// The MSB argument.
         x: u16,
     },
@@ -379,9 +388,9 @@ impl<'a> RuleSet<'a> {
         if i >= fd.tv.len as usize {
             return None;
         }
-        let r = self.values.get(fd.tv.start as usize + i)?;
+        let r = self.values.get((fd.tv.start as usize).checked_add(i)?)?;
         let start = r.offset as usize;
-        self.pool.get(start..start + r.len as usize)
+        self.pool.get(start..start.checked_add(r.len as usize)?)
     }
 
     /// The rule with exactly this ID.
@@ -552,6 +561,10 @@ impl<'a> RuleSet<'a> {
             };
             if !ok {
                 return Err(EntryError::BadMsb { x });
+            }
+            // Not-sent rebuilds the whole target value: exact only when MSB covers the field.
+            if fd.cda == Cda::NotSent && !matches!(fd.fl, FieldLength::Fixed(fl) if x >= fl) {
+                return Err(EntryError::LossyMsb { x });
             }
         }
         Ok(())
