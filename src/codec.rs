@@ -277,8 +277,12 @@ pub fn compress(
     // In a set that is not prefix-free (unchecked), the ID may read back as another rule, with
     // the exact length or with the padding: refuse rather than let decompression use it.
     let written = out.get(..len).unwrap_or(&[]);
+    // A validated set is prefix-free with well-formed IDs: nothing to check.
     let padded = (len * 8 != bits).then_some(len * 8);
-    for bit_len in core::iter::once(bits).chain(padded) {
+    let lengths = core::iter::once(bits)
+        .chain(padded)
+        .filter(|_| !set.is_validated());
+    for bit_len in lengths {
         let read = set.lookup_prefix(written, bit_len);
         if !read.is_some_and(|r| core::ptr::eq(r, rule)) {
             return Err(CompressError::RuleIdNotDecodable {

@@ -325,6 +325,7 @@ pub struct RuleSet<'a> {
     fields: &'a [FieldDesc],
     values: &'a [ValueRef],
     pool: &'a [u8],
+    checked: bool,
 }
 
 impl<'a> RuleSet<'a> {
@@ -335,8 +336,9 @@ impl<'a> RuleSet<'a> {
         values: &'a [ValueRef],
         pool: &'a [u8],
     ) -> Result<Self, RuleError> {
-        let set = Self::new_unchecked(rules, fields, values, pool);
+        let mut set = Self::new_unchecked(rules, fields, values, pool);
         set.validate()?;
+        set.checked = true;
         Ok(set)
     }
 
@@ -353,7 +355,22 @@ impl<'a> RuleSet<'a> {
             fields,
             values,
             pool,
+            checked: false,
         }
+    }
+
+    /// Whether the set is known to pass [`RuleSet::validate`] (built by [`RuleSet::new`], or
+    /// borrowed from a [`RuleSetBuf`] validated since its last change). Compression skips its
+    /// read-back check of the rule ID for such sets.
+    pub fn is_validated(&self) -> bool {
+        self.checked
+    }
+
+    /// This view, marked validated; for owned tables that were just checked.
+    #[cfg(feature = "alloc")]
+    pub(crate) fn assume_validated(mut self) -> Self {
+        self.checked = true;
+        self
     }
 
     /// The rules, in set order.

@@ -2,6 +2,7 @@
 //! [`RuleSet`] by the same codec the device uses.
 
 use alloc::vec::Vec;
+use core::sync::atomic::{AtomicBool, Ordering};
 
 use super::{
     Cda, DirectionIndicator, Fid, FieldDesc, FieldLength, FragParams, MatchingOperator, Nature,
@@ -28,13 +29,40 @@ pub struct FieldSpec {
 }
 
 /// The owned tables behind a [`RuleSet`].
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
+#[derive(Debug, Default)]
 pub struct RuleSetBuf {
     rules: Vec<Rule>,
     fields: Vec<FieldDesc>,
     values: Vec<ValueRef>,
     pool: Vec<u8>,
+    /// Whether [`RuleSetBuf::validate`] passed since the last change.
+    /// (Atomic so that a gateway can share a set between threads.)
+    validated: AtomicBool,
 }
+
+impl Clone for RuleSetBuf {
+    fn clone(&self) -> Self {
+        Self {
+            rules: self.rules.clone(),
+            fields: self.fields.clone(),
+            values: self.values.clone(),
+            pool: self.pool.clone(),
+            validated: AtomicBool::new(self.validated.load(Ordering::Relaxed)),
+        }
+    }
+}
+
+/// Equal tables; whether either was validated does not matter.
+impl PartialEq for RuleSetBuf {
+    fn eq(&self, other: &Self) -> bool {
+        self.rules == other.rules
+            && self.fields == other.fields
+            && self.values == other.values
+            && self.pool == other.pool
+    }
+}
+
+impl Eq for RuleSetBuf {}
 
 /// Which table overflowed while building.
 const TOO_MANY: &str = "rule set tables exceed their 32-bit indices";
@@ -80,6 +108,7 @@ impl RuleSetBuf {
             id,
             nature: Nature::Compression(Span::new(start, len)),
         });
+        self.validated.store(false, Ordering::Relaxed);
         Ok(())
     }
 
@@ -89,6 +118,7 @@ impl RuleSetBuf {
             id,
             nature: Nature::NoCompression,
         });
+        self.validated.store(false, Ordering::Relaxed);
     }
 
     /// Appends a fragmentation rule.
@@ -97,16 +127,24 @@ impl RuleSetBuf {
             id,
             nature: Nature::Fragmentation(params),
         });
+        self.validated.store(false, Ordering::Relaxed);
     }
 
     /// The borrowed view the codec works on. Call [`RuleSetBuf::validate`] once after building.
     pub fn as_set(&self) -> RuleSet<'_> {
-        RuleSet::new_unchecked(&self.rules, &self.fields, &self.values, &self.pool)
+        let set = RuleSet::new_unchecked(&self.rules, &self.fields, &self.values, &self.pool);
+        if self.validated.load(Ordering::Relaxed) {
+            set.assume_validated()
+        } else {
+            set
+        }
     }
 
     /// Validates the whole set (see [`RuleSet::validate`]).
     pub fn validate(&self) -> Result<(), RuleError> {
-        self.as_set().validate()
+        self.as_set().validate()?;
+        self.validated.store(true, Ordering::Relaxed);
+        Ok(())
     }
 
     /// The entries of a compression rule as owned specs (empty for other natures).
@@ -134,5 +172,28 @@ impl RuleSetBuf {
             + self.fields.capacity() * core::mem::size_of::<FieldDesc>()
             + self.values.capacity() * core::mem::size_of::<ValueRef>()
             + self.pool.capacity()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::rule::RuleId;
+
+    #[test]
+    fn validation_is_remembered_until_the_next_change() {
+        fn shared<T: Send + Sync>(_: &T) {}
+        let mut set = RuleSetBuf::new();
+        set.push_no_compression(RuleId::new(0, 1));
+        shared(&set);
+        assert!(!set.as_set().is_validated());
+        set.validate().unwrap();
+        assert!(set.as_set().is_validated());
+        assert!(set.clone().as_set().is_validated());
+        set.push_no_compression(RuleId::new(1, 1));
+        assert!(!set.as_set().is_validated());
+        // Two no-compression rules: invalid, and not marked.
+        assert!(set.validate().is_err());
+        assert!(!set.as_set().is_validated());
     }
 }
