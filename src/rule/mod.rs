@@ -313,10 +313,23 @@ pub enum RuleError {
         /// What is wrong.
         reason: &'static str,
     },
+    /// A compression rule with more entries than any packet could match.
+    #[error("rule {rule} has {count} entries; at most {MAX_ENTRIES} are accepted")]
+    TooManyEntries {
+        /// The rule.
+        rule: RuleId,
+        /// Its number of entries.
+        count: usize,
+    },
     /// More than one no-compression rule.
     #[error("rules {0} and {1} are both no-compression rules")]
     TwoNoCompression(RuleId, RuleId),
 }
+
+/// The most entries a compression rule may have: far more than the fields a packet can carry in
+/// both directions ([`crate::packet::FIELD_SLOTS`] per direction), and a bound on the quadratic
+/// duplicate check.
+pub const MAX_ENTRIES: usize = 255;
 
 /// A validated, borrowed rule set: the one representation used by device and gateway.
 #[derive(Debug, Clone, Copy)]
@@ -434,7 +447,13 @@ impl<'a> RuleSet<'a> {
     /// Checks every rule: well-formed, prefix-free IDs; consistent entries; sane fragmentation
     /// parameters. The error names the rule (and entry) at fault.
     pub fn validate(&self) -> Result<(), RuleError> {
-        let mut no_comp: Option<RuleId> = None;
+        self.validate_ids_pairwise()?;
+        self.validate_rules()
+    }
+
+    /// Well-formed, prefix-free rule IDs, by comparing every pair: no allocation, for the few
+    /// rules of a device. [`RuleSetBuf::validate`] sorts instead.
+    fn validate_ids_pairwise(&self) -> Result<(), RuleError> {
         for (i, rule) in self.rules.iter().enumerate() {
             if !rule.id.is_well_formed() {
                 return Err(RuleError::BadRuleId(rule.id));
@@ -446,6 +465,17 @@ impl<'a> RuleSet<'a> {
                 if other.id.is_prefix_of(rule.id) {
                     return Err(RuleError::NotPrefixFree(other.id, rule.id));
                 }
+            }
+        }
+        Ok(())
+    }
+
+    /// Everything [`RuleSet::validate`] checks but the rule IDs' prefix-freeness.
+    pub(crate) fn validate_rules(&self) -> Result<(), RuleError> {
+        let mut no_comp: Option<RuleId> = None;
+        for rule in self.rules.iter() {
+            if !rule.id.is_well_formed() {
+                return Err(RuleError::BadRuleId(rule.id));
             }
             match rule.nature {
                 Nature::NoCompression => {
@@ -463,6 +493,12 @@ impl<'a> RuleSet<'a> {
                 Nature::Compression(span) => {
                     if self.fields.get(span.range()).is_none() {
                         return Err(RuleError::BadFieldSpan(rule.id));
+                    }
+                    if usize::from(span.len) > MAX_ENTRIES {
+                        return Err(RuleError::TooManyEntries {
+                            rule: rule.id,
+                            count: usize::from(span.len),
+                        });
                     }
                     self.validate_entries(rule)?;
                 }

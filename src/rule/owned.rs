@@ -141,8 +141,23 @@ impl RuleSetBuf {
     }
 
     /// Validates the whole set (see [`RuleSet::validate`]).
+    ///
+    /// Prefix-freeness is checked by sorting the rule IDs (left-aligned, then by length): a rule
+    /// that prefixes another also prefixes the rule right after it in that order, so comparing
+    /// neighbours finds every clash in O(n log n) for the large sets of a gateway.
     pub fn validate(&self) -> Result<(), RuleError> {
-        self.as_set().validate()?;
+        if let Some(bad) = self.rules.iter().find(|r| !r.id.is_well_formed()) {
+            return Err(RuleError::BadRuleId(bad.id));
+        }
+        let mut ids: Vec<RuleId> = self.rules.iter().map(|r| r.id).collect();
+        ids.sort_unstable_by_key(|id| {
+            let left = u64::from(id.value) << (32 - u32::from(id.length));
+            (left, id.length)
+        });
+        if let Some(pair) = ids.windows(2).find(|w| w[0].is_prefix_of(w[1])) {
+            return Err(RuleError::NotPrefixFree(pair[0], pair[1]));
+        }
+        self.as_set().validate_rules()?;
         self.validated.store(true, Ordering::Relaxed);
         Ok(())
     }
@@ -178,7 +193,64 @@ impl RuleSetBuf {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::rule::RuleId;
+    use crate::rule::{RuleError, RuleId};
+
+    #[test]
+    fn sorted_prefix_check_finds_clashes_among_many_rules() {
+        // 4,096 distinct 16-bit IDs are prefix-free...
+        let mut set = RuleSetBuf::new();
+        for v in 0..4096u32 {
+            set.push_no_compression(RuleId::new(v * 16 + 3, 16));
+            set.rules.last_mut().unwrap().nature =
+                super::Nature::Compression(super::Span::new(0, 0));
+        }
+        set.validate().unwrap();
+        // ...until a 12-bit ID that prefixes one of them, and a duplicate, are added.
+        let mut clash = set.clone();
+        clash.push_no_compression(RuleId::new(0x0AB, 12));
+        assert_eq!(
+            clash.validate(),
+            Err(RuleError::NotPrefixFree(
+                RuleId::new(0x0AB, 12),
+                RuleId::new(0x0AB3, 16)
+            ))
+        );
+        let mut dup = set.clone();
+        dup.push_no_compression(RuleId::new(0x0013, 16));
+        assert!(matches!(dup.validate(), Err(RuleError::NotPrefixFree(a, b)) if a == b));
+        // The pairwise check of the core agrees.
+        assert_eq!(clash.as_set().validate(), clash.validate());
+    }
+
+    #[test]
+    fn rules_with_more_entries_than_any_packet_are_refused() {
+        use crate::rule::{Cda, DirectionIndicator, Fid, FieldLength, MatchingOperator};
+        let e = FieldSpec {
+            fid: Fid::CoapOption(11),
+            fl: FieldLength::Variable,
+            fp: 1,
+            di: DirectionIndicator::Bi,
+            tv: Vec::new(),
+            mo: MatchingOperator::Ignore,
+            cda: Cda::ValueSent,
+        };
+        let entries: Vec<FieldSpec> = (0..=crate::rule::MAX_ENTRIES)
+            .map(|i| FieldSpec {
+                fp: (i % 250 + 1) as u8,
+                fid: Fid::CoapOption(11 + (i / 250) as u16),
+                ..e.clone()
+            })
+            .collect();
+        let mut set = RuleSetBuf::new();
+        set.push_compression(RuleId::new(1, 1), &entries).unwrap();
+        assert_eq!(
+            set.validate(),
+            Err(RuleError::TooManyEntries {
+                rule: RuleId::new(1, 1),
+                count: crate::rule::MAX_ENTRIES + 1
+            })
+        );
+    }
 
     #[test]
     fn validation_is_remembered_until_the_next_change() {
