@@ -3,9 +3,9 @@
 //! `schc ratio` command on them.
 
 mod common;
-use common::hex;
+use common::{hex, schc};
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output};
+use std::process::Output;
 
 use lpwan_schc::capture::{link, network_packet, CaptureError, CaptureReader, Format, NotIpv6};
 use lpwan_schc::json;
@@ -405,18 +405,6 @@ fn snapped_and_short_packets_are_not_compressed() {
 // ---------------------------------------------------------------------------------------------
 // The command
 // ---------------------------------------------------------------------------------------------
-
-fn root() -> &'static Path {
-    Path::new(env!("CARGO_MANIFEST_DIR"))
-}
-
-fn schc(args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_schc"))
-        .args(args)
-        .current_dir(root())
-        .output()
-        .expect("the schc binary runs")
-}
 
 fn scratch(name: &str, bytes: &[u8]) -> PathBuf {
     let path = Path::new(env!("CARGO_TARGET_TMPDIR")).join(name);

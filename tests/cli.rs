@@ -1,8 +1,9 @@
 //! The `schc` command, run as a process: the anchor packet both ways, the JSON output, one-line
 //! errors, the shipped rule files, and the generated tables of the no-heap proof.
 
+mod common;
+use common::{fails, root, schc, stderr, stdout};
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output};
 
 use serde_json::Value;
 
@@ -19,28 +20,8 @@ fn anchor_str(key: &str) -> String {
         .to_string()
 }
 
-fn root() -> &'static Path {
-    Path::new(env!("CARGO_MANIFEST_DIR"))
-}
-
 fn anchor_rules() -> String {
     root().join("rules/anchor.json").display().to_string()
-}
-
-fn schc(args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_schc"))
-        .args(args)
-        .current_dir(root())
-        .output()
-        .expect("the schc binary runs")
-}
-
-fn stdout(out: &Output) -> String {
-    String::from_utf8(out.stdout.clone()).expect("stdout is UTF-8")
-}
-
-fn stderr(out: &Output) -> String {
-    String::from_utf8(out.stderr.clone()).expect("stderr is UTF-8")
 }
 
 /// Runs a command that must succeed, quietly; returns its first line of output.
@@ -53,22 +34,6 @@ fn first_line(args: &[&str]) -> String {
     );
     assert_eq!(stderr(&out), "", "schc {args:?} wrote to stderr");
     stdout(&out).lines().next().unwrap_or("").to_string()
-}
-
-/// Runs a command that must fail with exactly one `error: ` line on stderr; returns it.
-fn fails(args: &[&str]) -> String {
-    let out = schc(args);
-    let err = stderr(&out);
-    assert!(!out.status.success(), "schc {args:?} succeeded");
-    assert_eq!(
-        err.lines().count(),
-        1,
-        "schc {args:?}: stderr is not one line: {err:?}"
-    );
-    assert!(err.starts_with("error: "), "schc {args:?}: {err:?}");
-    assert!(!err.contains("panicked"), "schc {args:?} panicked: {err:?}");
-    assert_eq!(stdout(&out), "", "schc {args:?} printed output");
-    err
 }
 
 /// A file under the test's scratch directory holding `text`.

@@ -1,14 +1,11 @@
 //! `schc fragment`, `schc reassemble` and `schc simulate`, run as a process: round trips in the
 //! three modes, simulations with and without loss, one-line errors.
 
+mod common;
+use common::{fails, ok, root};
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output};
 
 use serde_json::Value;
-
-fn root() -> &'static Path {
-    Path::new(env!("CARGO_MANIFEST_DIR"))
-}
 
 fn lorawan() -> String {
     root()
@@ -35,50 +32,6 @@ fn no_ack_rules() -> String {
     let path: PathBuf = Path::new(env!("CARGO_TARGET_TMPDIR")).join(name);
     std::fs::write(&path, text).expect("scratch rule file written");
     path.display().to_string()
-}
-
-fn schc(args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_schc"))
-        .args(args)
-        .current_dir(root())
-        .output()
-        .expect("the schc binary runs")
-}
-
-fn stdout(out: &Output) -> String {
-    String::from_utf8(out.stdout.clone()).expect("stdout is UTF-8")
-}
-
-fn stderr(out: &Output) -> String {
-    String::from_utf8(out.stderr.clone()).expect("stderr is UTF-8")
-}
-
-/// Runs a command that must succeed quietly; returns its stdout.
-fn ok(args: &[&str]) -> String {
-    let out = schc(args);
-    assert!(
-        out.status.success(),
-        "schc {args:?} failed: {}",
-        stderr(&out)
-    );
-    assert_eq!(stderr(&out), "", "schc {args:?} wrote to stderr");
-    stdout(&out)
-}
-
-/// Runs a command that must fail with exactly one `error: ` line on stderr; returns it.
-fn fails(args: &[&str]) -> String {
-    let out = schc(args);
-    let err = stderr(&out);
-    assert!(!out.status.success(), "schc {args:?} succeeded");
-    assert_eq!(
-        err.lines().count(),
-        1,
-        "schc {args:?}: stderr is not one line: {err:?}"
-    );
-    assert!(err.starts_with("error: "), "schc {args:?}: {err:?}");
-    assert!(!err.contains("panicked"), "schc {args:?} panicked: {err:?}");
-    assert_eq!(stdout(&out), "", "schc {args:?} printed output");
-    err
 }
 
 /// `n` bytes that are not all alike, in hex.

@@ -2,8 +2,9 @@
 //! microschc rules entry by entry, an openschc rule file written by hand, learned rules that
 //! round-trip every packet and generalise to packets they were not learned from.
 
+mod common;
+use common::{root, schc};
 use std::path::Path;
-use std::process::{Command, Output};
 
 use lpwan_schc::capture::{network_packet, CaptureReader};
 use lpwan_schc::codec::{self, Config};
@@ -15,10 +16,6 @@ use lpwan_schc::rule::{
     Cda, Direction, DirectionIndicator, Fid, FieldLength, FieldSpec, MatchingOperator, Nature,
     RuleId, RuleSetBuf,
 };
-
-fn root() -> &'static Path {
-    Path::new(env!("CARGO_MANIFEST_DIR"))
-}
 
 const CAPTURE: &str = "captures/leshan-thermostat-readings.pcapng";
 
@@ -419,14 +416,6 @@ fn conversion_errors_name_the_place() {
 // ---------------------------------------------------------------------------------------------
 // The commands
 // ---------------------------------------------------------------------------------------------
-
-fn schc(args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_schc"))
-        .args(args)
-        .current_dir(root())
-        .output()
-        .expect("the schc binary runs")
-}
 
 #[test]
 fn convert_command_writes_the_shipped_file_and_warns() {

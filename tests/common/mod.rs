@@ -15,3 +15,58 @@ pub fn hex(s: &str) -> Vec<u8> {
 pub fn to_hex(b: &[u8]) -> String {
     b.iter().map(|x| format!("{x:02x}")).collect()
 }
+
+use std::path::Path;
+use std::process::{Command, Output};
+
+/// The repository root.
+pub fn root() -> &'static Path {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+}
+
+/// Runs the `schc` binary from the repository root.
+pub fn schc(args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_schc"))
+        .args(args)
+        .current_dir(root())
+        .output()
+        .expect("the schc binary runs")
+}
+
+/// A command's standard output.
+pub fn stdout(out: &Output) -> String {
+    String::from_utf8(out.stdout.clone()).expect("stdout is UTF-8")
+}
+
+/// A command's standard error.
+pub fn stderr(out: &Output) -> String {
+    String::from_utf8(out.stderr.clone()).expect("stderr is UTF-8")
+}
+
+/// Runs a command that must succeed quietly; returns its stdout.
+pub fn ok(args: &[&str]) -> String {
+    let out = schc(args);
+    assert!(
+        out.status.success(),
+        "schc {args:?} failed: {}",
+        stderr(&out)
+    );
+    assert_eq!(stderr(&out), "", "schc {args:?} wrote to stderr");
+    stdout(&out)
+}
+
+/// Runs a command that must fail with exactly one `error: ` line on stderr; returns it.
+pub fn fails(args: &[&str]) -> String {
+    let out = schc(args);
+    let err = stderr(&out);
+    assert!(!out.status.success(), "schc {args:?} succeeded");
+    assert_eq!(
+        err.lines().count(),
+        1,
+        "schc {args:?}: stderr is not one line: {err:?}"
+    );
+    assert!(err.starts_with("error: "), "schc {args:?}: {err:?}");
+    assert!(!err.contains("panicked"), "schc {args:?} panicked: {err:?}");
+    assert_eq!(stdout(&out), "", "schc {args:?} printed output");
+    err
+}
