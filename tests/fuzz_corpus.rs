@@ -20,8 +20,11 @@ use lpwan_schc::frag::{Receiver, ReceiverAction, Sender, SenderAction};
 use lpwan_schc::json;
 use lpwan_schc::rule::Direction;
 
+/// A fuzz target's body.
+type Target = fn(&[u8]);
+
 /// The targets and their bodies.
-const TARGETS: [(&str, fn(&[u8])); 6] = [
+const TARGETS: [(&str, Target); 6] = [
     ("decompress", targets::decompress),
     ("compress", targets::compress),
     ("json", targets::json),
@@ -183,7 +186,7 @@ fn seed_corpora_are_committed() {
 
 /// Runs every file of `fuzz/corpus/TARGET` and `fuzz/regressions/TARGET` through the target;
 /// returns how many ran.
-fn replay(target: &str, body: fn(&[u8])) -> usize {
+fn replay(target: &str, body: Target) -> usize {
     let mut n = 0;
     for kind in ["corpus", "regressions"] {
         let Ok(entries) = fs::read_dir(dir(kind, target)) else {

@@ -44,9 +44,11 @@ impl<'a> Src<'a> {
         (0..n).map(|_| self.byte()).collect()
     }
 
-    /// A number below `n` (`n` ≥ 1), from one or two bytes.
+    /// A number below `n` (0 when `n` is 0), from one or two bytes.
     pub fn below(&mut self, n: usize) -> usize {
-        if n <= 256 {
+        if n == 0 {
+            0
+        } else if n <= 256 {
             usize::from(self.byte()) % n
         } else {
             (usize::from(self.byte()) << 8 | usize::from(self.byte())) % n
@@ -136,6 +138,15 @@ fn uint(src: &mut Src<'_>, bits: usize) -> u64 {
     }
 }
 
+/// The longest value of the uint options microschc knows (RFC 7252 §5.10, RFC 7641).
+fn uint_option_max(n: u16) -> Option<usize> {
+    match n {
+        6 => Some(3),
+        12 | 17 => Some(2),
+        _ => None,
+    }
+}
+
 /// An option delta or length nibble and its extension bytes (RFC 7252 §3.1).
 fn ext(v: usize) -> (u8, Vec<u8>) {
     match v {
@@ -171,7 +182,7 @@ pub fn packet(src: &mut Src<'_>, profile: Profile) -> Packet {
     let dev_port = if src.chance(128) {
         0xF0B0 | uint(src, 4) as u16
     } else {
-        (uint(src, 16) as u16).max(1).min(5682)
+        (uint(src, 16) as u16).clamp(1, 5682)
     };
 
     // The UDP payload: a CoAP message or bytes.
@@ -228,10 +239,23 @@ pub fn packet(src: &mut Src<'_>, profile: Profile) -> Packet {
                     1
                 }
             };
-            let min = usize::from(micro);
-            let short = src.chance(230);
-            let len = min + src.below(if short { 13 } else { 300 });
-            let value: Vec<u8> = (0..len).map(|_| b'a' + src.below(26) as u8).collect();
+            let value: Vec<u8> = match uint_option_max(n) {
+                // Observe, Content-Format and Accept are uints: microschc reads them as
+                // numbers, so give it canonical ones (no leading zero byte).
+                Some(max) if micro => {
+                    let len = 1 + src.below(max);
+                    let mut v = src.bytes(len);
+                    v[0] = v[0].max(1);
+                    v
+                }
+                _ => {
+                    let min = usize::from(micro);
+                    let short = src.chance(230);
+                    let len = min + src.below(if short { 13 } else { 300 });
+                    (0..len).map(|_| b'a' + src.below(26) as u8).collect()
+                }
+            };
+            let len = value.len();
             let (dn, dx) = ext(usize::from(n - prev));
             let (ln, lx) = ext(len);
             udp_payload.push(dn << 4 | ln);
@@ -367,6 +391,12 @@ fn spec(f: &Field, fl: FieldLength, di: Di, tv: Vec<Vec<u8>>, mo: Mo, cda: Cda) 
 
 /// A descriptor of `kind` that matches `f`.
 fn descriptor(src: &mut Src<'_>, f: &Field, kind: Kind, fl: FieldLength, di: Di) -> FieldSpec {
+    // A field of no bits has one value: no list of two to map.
+    let kind = if kind == Kind::Mapping && fl != FieldLength::Variable && f.bits == 0 {
+        Kind::EqualNotSent
+    } else {
+        kind
+    };
     match kind {
         Kind::EqualNotSent => spec(f, fl, di, vec![f.value.clone()], Mo::Equal, Cda::NotSent),
         Kind::IgnoreValueSent => spec(f, fl, di, vec![], Mo::Ignore, Cda::ValueSent),
@@ -387,7 +417,9 @@ fn descriptor(src: &mut Src<'_>, f: &Field, kind: Kind, fl: FieldLength, di: Di)
             spec(f, fl, di, vec![tv], Mo::Msb(x as u16), Cda::Lsb)
         }
         Kind::Mapping => {
-            let room = if f.var || f.bits >= 3 { 6 } else { 1 << f.bits };
+            // Decoys of a variable-length field are longer; of a fixed one, other values.
+            let var = fl == FieldLength::Variable;
+            let room = if var || f.bits >= 3 { 6 } else { 1 << f.bits };
             let n = 2 + src.below(room - 1);
             let at = src.below(n);
             let mut list: Vec<Vec<u8>> = Vec::new();
@@ -397,7 +429,7 @@ fn descriptor(src: &mut Src<'_>, f: &Field, kind: Kind, fl: FieldLength, di: Di)
                     list.push(f.value.clone());
                     continue;
                 }
-                let d = if f.var {
+                let d = if var {
                     let mut d = f.value.clone();
                     d.push(k);
                     d
@@ -448,30 +480,30 @@ pub fn entries(src: &mut Src<'_>, p: &Packet, profile: Profile) -> Vec<FieldSpec
 }
 
 fn full_entries(src: &mut Src<'_>, p: &Packet) -> Vec<FieldSpec> {
-    let mut tkl_fixed = true;
+    // The direction indicator of the TKL entry, once it is written.
+    let mut tkl_di: Option<Di> = None;
     let mut out: Vec<FieldSpec> = Vec::new();
     for f in &p.fields {
         let kind = pick(src, f);
-        let di = match src.below(3) {
+        let mut di = match src.below(3) {
             0 => Di::Bi,
             _ if p.dir == Direction::Up => Di::Up,
             _ => Di::Down,
         };
-        let fl = if f.var {
-            if src.chance(40) && f.bits > 0 {
-                FieldLength::Fixed(f.bits as u16)
-            } else {
-                FieldLength::Variable
+        let fl = match tkl_di {
+            Some(tdi) if f.fid == Fid::CoapToken && src.chance(128) => {
+                // With TKL described, the token may take its length from it (in the
+                // directions TKL is described for).
+                di = tdi;
+                FieldLength::TokenLength
             }
-        } else if f.fid == Fid::CoapToken && !tkl_fixed && src.chance(128) {
-            // With TKL sent, the token may take its length from it.
-            FieldLength::TokenLength
-        } else {
-            FieldLength::Fixed(f.bits as u16)
+            _ if f.var && src.chance(40) && f.bits > 0 => FieldLength::Fixed(f.bits as u16),
+            _ if f.var => FieldLength::Variable,
+            _ => FieldLength::Fixed(f.bits as u16),
         };
         let d = descriptor(src, f, kind, fl, di);
         if f.fid == Fid::CoapTkl {
-            tkl_fixed = false;
+            tkl_di = Some(di);
         }
         if src.chance(16) && !out.is_empty() && fl != FieldLength::TokenLength {
             // Residues follow rule order, whatever it is (a token that takes its length
@@ -537,8 +569,11 @@ fn microschc_entries(src: &mut Src<'_>, p: &Packet) -> Vec<FieldSpec> {
         if f.fid == Fid::CoapTkl {
             tkl_equal = kind == Kind::EqualNotSent;
         }
-        if f.fid == Fid::CoapToken && f.bits == 0 && kind == Kind::MsbLsb {
-            kind = Kind::EqualNotSent;
+        if f.fid == Fid::CoapToken && f.bits == 0 {
+            // microschc's parser gives no token field when TKL is 0: leave it out of the
+            // rule, as the interop vectors do.
+            i += 1;
+            continue;
         }
         out.push(descriptor(src, f, kind, fl, Di::Bi));
         i += 1;
