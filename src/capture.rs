@@ -212,7 +212,9 @@ impl<R: Read> CaptureReader<R> {
             return Err(CaptureError::Empty);
         }
         if got < 4 {
-            return Err(CaptureError::NotACapture(magic[..got].to_vec()));
+            return Err(CaptureError::NotACapture(
+                magic.get(..got).unwrap_or_default().to_vec(),
+            ));
         }
         let mut reader = Self {
             input,
@@ -279,7 +281,10 @@ impl<R: Read> CaptureReader<R> {
             return Ok(());
         }
         self.buf.resize(len, 0);
-        let got = read_full(&mut self.input, &mut self.buf[have..])?;
+        let got = read_full(
+            &mut self.input,
+            self.buf.get_mut(have..).unwrap_or_default(),
+        )?;
         if have + got < len {
             return Err(CaptureError::Truncated {
                 what,
@@ -559,8 +564,8 @@ impl<R: Read> CaptureReader<R> {
 /// Reads until `buf` is full or the input ends; returns the bytes read.
 fn read_full(input: &mut impl Read, buf: &mut [u8]) -> io::Result<usize> {
     let mut n = 0;
-    while n < buf.len() {
-        match input.read(&mut buf[n..]) {
+    while let Some(rest) = buf.get_mut(n..).filter(|r| !r.is_empty()) {
+        match input.read(rest) {
             Ok(0) => break,
             Ok(k) => n += k,
             Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
@@ -639,13 +644,13 @@ fn ipv6_exact(data: &[u8]) -> Result<&[u8], NotIpv6> {
     if data.first().map(|b| b >> 4) != Some(6) {
         return Err(NotIpv6::Other(u32::from(ETHERTYPE_IPV6)));
     }
-    let Some(pl) = data.get(4..6) else {
+    let Some(pl) = data.get(4..6).and_then(|s| s.first_chunk::<2>()) else {
         return Err(NotIpv6::Short);
     };
     if data.len() < 40 {
         return Err(NotIpv6::Short);
     }
-    let payload = usize::from(u16::from_be_bytes([pl[0], pl[1]]));
+    let payload = usize::from(u16::from_be_bytes(*pl));
     // Payload length 0 with a Hop-by-Hop header is a jumbogram: keep everything captured.
     if payload == 0 && data.get(6) == Some(&0) {
         return Ok(data);
@@ -656,7 +661,18 @@ fn ipv6_exact(data: &[u8]) -> Result<&[u8], NotIpv6> {
 /// The IPv6 packet carried by a frame of link type `link_type`, or why there is none.
 pub fn network_packet(link_type: u32, data: &[u8]) -> Result<&[u8], NotIpv6> {
     let at = |a: usize, b: usize| data.get(a..b).ok_or(NotIpv6::Short);
-    let be16 = |a: usize| at(a, a + 2).map(|s| u16::from_be_bytes([s[0], s[1]]));
+    let be16 = |a: usize| {
+        data.get(a..)
+            .and_then(|s| s.first_chunk::<2>())
+            .map(|s| u16::from_be_bytes(*s))
+            .ok_or(NotIpv6::Short)
+    };
+    let word = |a: usize| {
+        data.get(a..)
+            .and_then(|s| s.first_chunk::<4>())
+            .copied()
+            .ok_or(NotIpv6::Short)
+    };
     match link_type {
         link::ETHERNET => {
             let mut off = 12;
@@ -675,19 +691,13 @@ pub fn network_packet(link_type: u32, data: &[u8]) -> Result<&[u8], NotIpv6> {
         link::IPV4 => Err(NotIpv6::Ipv4),
         link::IPV6 => ipv6_exact(data),
         link::NULL => {
-            let f = at(0, 4)?;
-            let le = u32::from_le_bytes([f[0], f[1], f[2], f[3]]);
-            let be = u32::from_be_bytes([f[0], f[1], f[2], f[3]]);
+            let f = word(0)?;
+            let le = u32::from_le_bytes(f);
+            let be = u32::from_be_bytes(f);
             // The family is in the capturing host's byte order: the small one is right.
             by_family(le.min(be), at(4, data.len())?)
         }
-        link::LOOP => {
-            let f = at(0, 4)?;
-            by_family(
-                u32::from_be_bytes([f[0], f[1], f[2], f[3]]),
-                at(4, data.len())?,
-            )
-        }
+        link::LOOP => by_family(u32::from_be_bytes(word(0)?), at(4, data.len())?),
         other => Err(NotIpv6::UnsupportedLink(other)),
     }
 }

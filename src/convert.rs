@@ -154,7 +154,9 @@ impl Bits {
         for (i, &b) in self.0.iter().enumerate() {
             if b {
                 let j = pad + i;
-                out[j / 8] |= 0x80 >> (j % 8);
+                if let Some(byte) = out.get_mut(j / 8) {
+                    *byte |= 0x80 >> (j % 8);
+                }
             }
         }
         out
@@ -1078,7 +1080,7 @@ fn ms_address(
                 prefixes.push(hp);
                 iids.push(hi);
             }
-            let same = |v: &[Vec<u8>]| v.windows(2).all(|w| w[0] == w[1]);
+            let same = |v: &[Vec<u8>]| v.windows(2).all(|w| w.first() == w.last());
             if same(&iids) {
                 [
                     e(p, Mo::MatchMapping, Cda::MappingSent, prefixes),
@@ -1176,7 +1178,7 @@ fn os_tv(v: &Value, fid: Fid, at: &str) -> Result<Vec<u8>, ConvertError> {
             }
             let bytes = n.to_be_bytes();
             let skip = bytes.iter().take_while(|&&b| b == 0).count().min(7);
-            Ok(bytes[skip..].to_vec())
+            Ok(bytes.get(skip..).unwrap_or_default().to_vec())
         }
         Value::String(s) if addr => {
             let text = s.split('/').next().unwrap_or("");
@@ -1448,8 +1450,9 @@ pub fn from_openschc(text: &str) -> Result<Converted, ConvertError> {
             .collect(),
         v @ Value::Object(_) if is_rule(v) => vec![v],
         Value::Array(a) if a.iter().all(is_rule) => a.iter().collect(),
-        Value::Array(a) if a.len() == 1 && a[0].get("SoR").is_some() => a[0]
-            .get("SoR")
+        Value::Array(a) if a.len() == 1 && a.first().and_then(|r| r.get("SoR")).is_some() => a
+            .first()
+            .and_then(|r| r.get("SoR"))
             .and_then(Value::as_array)
             .ok_or_else(|| invalid("document", "SoR must be a list"))?
             .iter()

@@ -490,7 +490,7 @@ fn field_length(v: &Value) -> Result<FieldLength, Problem> {
 fn be_bytes(n: u64) -> Vec<u8> {
     let b = n.to_be_bytes();
     let skip = b.iter().take(7).take_while(|&&x| x == 0).count();
-    b[skip..].to_vec()
+    b.get(skip..).unwrap_or_default().to_vec()
 }
 
 // ---------------------------------------------------------------------------------------------

@@ -68,18 +68,41 @@ extern crate alloc;
 #[cfg(test)]
 extern crate std;
 
+// Modules that read untrusted input (packets, SCHC packets, frames, ACKs, rule files,
+// captures) may not index, slice, unwrap or expect: every access is checked and every failure
+// is a typed error. Their unit tests may.
+#[cfg_attr(
+    not(test),
+    deny(clippy::indexing_slicing, clippy::unwrap_used, clippy::expect_used)
+)]
 pub mod bits;
 #[cfg(feature = "std")]
+#[cfg_attr(
+    not(test),
+    deny(clippy::indexing_slicing, clippy::unwrap_used, clippy::expect_used)
+)]
 pub mod capture;
 pub mod codec;
 #[cfg(feature = "std")]
+#[cfg_attr(
+    not(test),
+    deny(clippy::indexing_slicing, clippy::unwrap_used, clippy::expect_used)
+)]
 pub mod convert;
 #[cfg(feature = "std")]
 pub mod export;
+#[cfg_attr(
+    not(test),
+    deny(clippy::indexing_slicing, clippy::unwrap_used, clippy::expect_used)
+)]
 pub mod frag;
 #[cfg(feature = "std")]
 pub mod gateway;
 #[cfg(feature = "std")]
+#[cfg_attr(
+    not(test),
+    deny(clippy::indexing_slicing, clippy::unwrap_used, clippy::expect_used)
+)]
 pub mod json;
 #[cfg(feature = "std")]
 pub mod learn;

@@ -1,0 +1,6 @@
+#![no_main]
+//! See `lpwan_schc_fuzz::targets::decompress`.
+
+use libfuzzer_sys::fuzz_target;
+
+fuzz_target!(|data: &[u8]| lpwan_schc_fuzz::targets::decompress(data));

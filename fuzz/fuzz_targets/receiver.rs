@@ -1,0 +1,6 @@
+#![no_main]
+//! See `lpwan_schc_fuzz::targets::receiver`.
+
+use libfuzzer_sys::fuzz_target;
+
+fuzz_target!(|data: &[u8]| lpwan_schc_fuzz::targets::receiver(data));
