@@ -83,9 +83,12 @@ pub mod gateway;
 pub mod json;
 #[cfg(feature = "std")]
 pub mod learn;
+#[cfg(feature = "std")]
+pub mod network;
 pub mod packet;
 #[cfg(feature = "plot")]
 pub mod plot;
+pub mod profile;
 #[cfg(feature = "std")]
 pub mod ratio;
 pub mod rule;

@@ -930,6 +930,11 @@ impl<P: AsRef<[u8]>> Sender<P> {
     pub fn packet_bits(&self) -> usize {
         self.bits
     }
+
+    /// Gives the packet back (a device reuses its buffer for the next one).
+    pub fn into_packet(self) -> P {
+        self.packet
+    }
 }
 
 #[cfg(test)]

@@ -1,0 +1,1 @@
+//! SCHC over NB-IoT (RFC 9391).

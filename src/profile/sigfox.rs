@@ -1,0 +1,1 @@
+//! SCHC over Sigfox (RFC 9442).
