@@ -176,7 +176,9 @@ pub enum DownlinkOutput<K> {
         reason: AbortReason,
     },
     /// The next frame does not fit the session's current MTU: nothing was sent. The session
-    /// waits, timers stopped, until [`Senders::set_mtu`] gives a larger one.
+    /// tries again when [`Senders::set_mtu`] changes the MTU, and at the next retransmission
+    /// timer ([`Senders::poll`]; each try counts against its events, so a device whose MTU stays
+    /// too small ends it).
     MtuTooSmall {
         /// The session.
         session: SessionKey<K>,
@@ -848,6 +850,25 @@ impl Outgoing {
         self.packet_len
     }
 
+    /// Keeps the sender's timer, or, when the next frame did not fit the MTU, retries after a
+    /// retransmission timer (the MTU may have grown by then; each retry counts against the
+    /// session's events, so a device stuck at a small MTU ends the session).
+    fn settle(&mut self, d: &TxDrain, now: Micros) {
+        self.blocked = d.blocked;
+        self.deadline =
+            if d.blocked {
+                let retrans = match self.rule.nature {
+                    Nature::Fragmentation(p) => p.retransmission_timer.map(|t| t.micros()),
+                    _ => None,
+                };
+                Some(now.saturating_add(
+                    retrans.unwrap_or(crate::frag::sender::DEFAULT_RETRANSMISSION_US),
+                ))
+            } else {
+                d.wait
+            };
+    }
+
     /// Takes in `ack` (an empty one is a timer tick) at `now` and polls the sender; `None` is
     /// the first call, right after the start.
     fn step(&mut self, ack: Option<&[u8]>, now: Micros) -> Result<TxDrain, FragError> {
@@ -963,8 +984,7 @@ impl<K: Hash + Eq + Clone> Senders<K> {
             blocked: false,
         };
         let d = o.step(None, now)?;
-        o.deadline = d.wait;
-        o.blocked = d.blocked;
+        o.settle(&d, now);
         let mut out = Vec::new();
         let ended = d.done || d.aborted.is_some();
         Self::emit(&key, d, mtu, &mut out);
@@ -1056,8 +1076,7 @@ impl<K: Hash + Eq + Clone> Senders<K> {
         }
         let before = o.bytes();
         let d = o.step(Some(frame), now)?;
-        o.deadline = d.wait;
-        o.blocked = d.blocked;
+        o.settle(&d, now);
         let after = o.bytes();
         self.bytes = (self.bytes + after).saturating_sub(before);
         let ended = d.done || d.aborted.is_some();
@@ -1096,8 +1115,7 @@ impl<K: Hash + Eq + Clone> Senders<K> {
             o.blocked = false;
             // No ACK and no tick: the sender carries on where the MTU stopped it.
             let Ok(d) = o.step(None, now) else { continue };
-            o.deadline = d.wait;
-            o.blocked = d.blocked;
+            o.settle(&d, now);
             let ended = d.done || d.aborted.is_some();
             Self::emit(&key, d, mtu, &mut out);
             if ended {
