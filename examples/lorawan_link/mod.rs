@@ -35,9 +35,11 @@ pub fn coap_packet(dev_iid: [u8; 8], total: usize, up: bool, rng: &mut SplitMix6
     assert!(total >= 60, "a packet of {total} bytes is too short");
     let mut p = vec![0u8; total];
     let fl = (rng.next_u64() & 0xF_FFFF) as u32;
-    p[0] = 0x60 | ((fl >> 16) as u8 & 0x0F);
-    p[1] = (fl >> 8) as u8;
-    p[2] = fl as u8;
+    // Version 6, traffic class 0, a random flow label.
+    p[0] = 0x60;
+    p[1] = (fl >> 16) as u8 & 0x0F;
+    p[2] = (fl >> 8) as u8;
+    p[3] = fl as u8;
     let pl = (total - 40) as u16;
     p[4..6].copy_from_slice(&pl.to_be_bytes());
     p[6] = 17;
