@@ -299,7 +299,7 @@ fn v_lw_3_uplink_example_through_the_profile() {
     dev.set_mtu(11);
     dev.send(&p, 0).unwrap();
     let mut sent = Vec::new();
-    let mut step = |dev: &mut Device<'_, '_>, mtu: usize, out: &mut Vec<u8>| -> DeviceAction {
+    let step = |dev: &mut Device<'_, '_>, mtu: usize, out: &mut Vec<u8>| -> DeviceAction {
         dev.set_mtu(mtu);
         dev.poll(0, out).unwrap()
     };
