@@ -175,6 +175,16 @@ pub enum DownlinkOutput<K> {
         /// Why.
         reason: AbortReason,
     },
+    /// The next frame does not fit the session's current MTU: nothing was sent. The session
+    /// tries again when [`Senders::set_mtu`] changes the MTU, and at the next retransmission
+    /// timer ([`Senders::poll`]; each try counts against its events, so a device whose MTU stays
+    /// too small ends it).
+    MtuTooSmall {
+        /// The session.
+        session: SessionKey<K>,
+        /// The MTU that was too small (bytes, Rule ID included).
+        mtu: usize,
+    },
 }
 
 /// Why a frame could not be taken in at all. Nothing changed in the table.
@@ -410,6 +420,20 @@ impl<K: Hash + Eq + Clone> Sessions<K> {
     /// The keys of all sessions, in no particular order.
     pub fn keys(&self) -> impl Iterator<Item = &SessionKey<K>> + '_ {
         self.table.keys()
+    }
+
+    /// Drops every session of `device` without telling it; returns how many there were.
+    pub fn remove_device(&mut self, device: &K) -> usize {
+        let keys: Vec<SessionKey<K>> = self
+            .table
+            .keys()
+            .filter(|k| &k.device == device)
+            .cloned()
+            .collect();
+        for k in &keys {
+            self.remove(k);
+        }
+        keys.len()
     }
 
     /// Takes in one uplink frame from `device` (a SCHC message: rule ID first, as a LoRaWAN
@@ -769,6 +793,8 @@ struct TxDrain {
     done: bool,
     aborted: Option<AbortReason>,
     wait: Option<Micros>,
+    /// The next frame did not fit the MTU.
+    blocked: bool,
 }
 
 /// Polls `tx` at `now` until it waits or ends; keeps the frames if `keep`.
@@ -793,6 +819,10 @@ fn drain_tx(tx: &mut Sender<Vec<u8>>, now: Micros, scratch: &mut [u8], keep: boo
                 d.aborted = Some(r);
                 break;
             }
+            Err(FragError::MtuTooSmall { .. }) => {
+                d.blocked = true;
+                break;
+            }
             // Only a scratch buffer smaller than the MTU fails; it is sized to it.
             Err(_) => break,
         }
@@ -811,11 +841,32 @@ struct Outgoing {
     events: usize,
     max_events: usize,
     deadline: Option<Micros>,
+    /// Waiting for a larger MTU.
+    blocked: bool,
 }
 
 impl Outgoing {
     fn bytes(&self) -> usize {
         self.packet_len
+    }
+
+    /// Keeps the sender's timer, or, when the next frame did not fit the MTU, retries after a
+    /// retransmission timer (the MTU may have grown by then; each retry counts against the
+    /// session's events, so a device stuck at a small MTU ends the session).
+    fn settle(&mut self, d: &TxDrain, now: Micros) {
+        self.blocked = d.blocked;
+        self.deadline =
+            if d.blocked {
+                let retrans = match self.rule.nature {
+                    Nature::Fragmentation(p) => p.retransmission_timer.map(|t| t.micros()),
+                    _ => None,
+                };
+                Some(now.saturating_add(
+                    retrans.unwrap_or(crate::frag::sender::DEFAULT_RETRANSMISSION_US),
+                ))
+            } else {
+                d.wait
+            };
     }
 
     /// Takes in `ack` (an empty one is a timer tick) at `now` and polls the sender; `None` is
@@ -878,6 +929,24 @@ impl<K: Hash + Eq + Clone> Senders<K> {
         mtu: usize,
         now: Micros,
     ) -> Result<Vec<DownlinkOutput<K>>, GatewayError> {
+        self.start_bits(device, rule, packet, packet.len() * 8, dtag, mtu, now)
+    }
+
+    /// [`Senders::start`] for the first `bits` bits of `packet`: a compressed SCHC packet is
+    /// not a whole number of bytes, and must be fragmented without its padding (RFC 8724 §8:
+    /// padding is added to L2 frames only), else the receiver's packet ends with the padding of
+    /// both and may gain a byte.
+    #[allow(clippy::too_many_arguments)]
+    pub fn start_bits(
+        &mut self,
+        device: K,
+        rule: &Rule,
+        packet: &[u8],
+        bits: usize,
+        dtag: u32,
+        mtu: usize,
+        now: Micros,
+    ) -> Result<Vec<DownlinkOutput<K>>, GatewayError> {
         match rule.nature {
             Nature::Fragmentation(p) if p.direction == Direction::Down => {}
             _ => return Err(GatewayError::NotDownlink(rule.id)),
@@ -898,7 +967,8 @@ impl<K: Hash + Eq + Clone> Senders<K> {
         {
             return Err(GatewayError::Full);
         }
-        let tx = Sender::new(rule, packet.to_vec(), packet.len() * 8, dtag, mtu)?;
+        let bits = bits.min(packet.len() * 8);
+        let tx = Sender::new(rule, packet[..bits.div_ceil(8)].to_vec(), bits, dtag, mtu)?;
         let max_ack = match rule.nature {
             Nature::Fragmentation(p) => p.max_ack_requests,
             _ => 0,
@@ -908,15 +978,16 @@ impl<K: Hash + Eq + Clone> Senders<K> {
             max_events: max_downlink_events(tx.tiles(), max_ack),
             tx,
             mtu,
-            packet_len: packet.len(),
+            packet_len: bits.div_ceil(8),
             events: 0,
             deadline: None,
+            blocked: false,
         };
         let d = o.step(None, now)?;
-        o.deadline = d.wait;
+        o.settle(&d, now);
         let mut out = Vec::new();
         let ended = d.done || d.aborted.is_some();
-        Self::emit(&key, d, &mut out);
+        Self::emit(&key, d, mtu, &mut out);
         if !ended {
             self.bytes += o.bytes();
             self.table.insert(key, o);
@@ -924,7 +995,7 @@ impl<K: Hash + Eq + Clone> Senders<K> {
         Ok(out)
     }
 
-    fn emit(key: &SessionKey<K>, d: TxDrain, out: &mut Vec<DownlinkOutput<K>>) {
+    fn emit(key: &SessionKey<K>, d: TxDrain, mtu: usize, out: &mut Vec<DownlinkOutput<K>>) {
         for frame in d.sent {
             out.push(DownlinkOutput::Send {
                 device: key.device.clone(),
@@ -939,6 +1010,11 @@ impl<K: Hash + Eq + Clone> Senders<K> {
             out.push(DownlinkOutput::Aborted {
                 session: key.clone(),
                 reason,
+            });
+        } else if d.blocked {
+            out.push(DownlinkOutput::MtuTooSmall {
+                session: key.clone(),
+                mtu,
             });
         }
     }
@@ -1000,17 +1076,70 @@ impl<K: Hash + Eq + Clone> Senders<K> {
         }
         let before = o.bytes();
         let d = o.step(Some(frame), now)?;
-        o.deadline = d.wait;
+        o.settle(&d, now);
         let after = o.bytes();
         self.bytes = (self.bytes + after).saturating_sub(before);
         let ended = d.done || d.aborted.is_some();
-        Self::emit(key, d, out);
+        let mtu = o.mtu;
+        Self::emit(key, d, mtu, out);
         if ended {
             if let Some(o) = self.table.remove(key) {
                 self.bytes = self.bytes.saturating_sub(o.bytes());
             }
         }
         Ok(())
+    }
+
+    /// Sets the MTU (bytes, Rule ID included) of the next frames of every downlink of
+    /// `device`: RFC 9011 downlinks have the MTU of their data rate, less the FOpts of the
+    /// moment. ACK-Always cuts each window from the MTU current when it starts it; a frame
+    /// already cut that no longer fits waits ([`DownlinkOutput::MtuTooSmall`]). Sessions that
+    /// were waiting for a larger MTU go on: their frames are returned.
+    pub fn set_mtu(&mut self, device: &K, mtu: usize, now: Micros) -> Vec<DownlinkOutput<K>> {
+        let keys: Vec<SessionKey<K>> = self
+            .table
+            .keys()
+            .filter(|k| &k.device == device)
+            .cloned()
+            .collect();
+        let mut out = Vec::new();
+        for key in keys {
+            let Some(o) = self.table.get_mut(&key) else {
+                continue;
+            };
+            o.mtu = mtu;
+            o.tx.set_mtu(mtu);
+            if !o.blocked {
+                continue;
+            }
+            o.blocked = false;
+            // No ACK and no tick: the sender carries on where the MTU stopped it.
+            let Ok(d) = o.step(None, now) else { continue };
+            o.settle(&d, now);
+            let ended = d.done || d.aborted.is_some();
+            Self::emit(&key, d, mtu, &mut out);
+            if ended {
+                if let Some(o) = self.table.remove(&key) {
+                    self.bytes = self.bytes.saturating_sub(o.bytes());
+                }
+            }
+        }
+        out
+    }
+
+    /// Drops every downlink of `device` without telling it; returns how many there were.
+    pub fn remove_device(&mut self, device: &K) -> usize {
+        let before = self.table.len();
+        let mut freed = 0;
+        self.table.retain(|k, o| {
+            let keep = &k.device != device;
+            if !keep {
+                freed += o.bytes();
+            }
+            keep
+        });
+        self.bytes = self.bytes.saturating_sub(freed);
+        before - self.table.len()
     }
 
     /// The earliest instant at which [`Senders::poll`] has something to do.

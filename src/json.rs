@@ -1081,7 +1081,13 @@ fn frag_members(o: &mut Map<String, Value>, p: &FragParams) {
         o.insert("w-size".into(), p.w_bits.into());
     }
     o.insert("fcn-size".into(), p.fcn_bits.into());
-    o.insert("rcs-algorithm".into(), schc_id(name_of(RCSS, &p.rcs)));
+    let rcs = match p.rcs {
+        // RFC 9363 has no identity for RFC 9442's tile count: a name of our own, which
+        // `from_str` refuses instead of reading it back as CRC32.
+        RcsAlgorithm::TileCount => Value::String("lpwan-schc:rcs-tile-count".into()),
+        _ => schc_id(name_of(RCSS, &p.rcs)),
+    };
+    o.insert("rcs-algorithm".into(), rcs);
     o.insert("maximum-packet-size".into(), p.max_packet_size.into());
     o.insert("window-size".into(), p.window_size.into());
     o.insert("max-interleaved-frames".into(), p.max_interleaved.into());

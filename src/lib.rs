@@ -25,6 +25,10 @@
 //! top of it, `gateway` (feature `std`) keeps reassembly sessions for many devices and downlink
 //! senders, and `sim` (feature `std`) runs a sender and a receiver over a seeded lossy link.
 //!
+//! [`profile`] holds technology profiles: RFC 9011 LoRaWAN with its heap-free device endpoint
+//! ([`profile::lorawan::Device`]), RFC 9442 Sigfox and RFC 9391 NB-IoT parameter sets. The
+//! LoRaWAN network-side endpoint, a context per DevEUI, is `network` (feature `std`).
+//!
 //! ## Guarantees
 //!
 //! - Without default features the crate is `#![no_std]` without `alloc`: the caller owns every
@@ -106,9 +110,12 @@ pub mod gateway;
 pub mod json;
 #[cfg(feature = "std")]
 pub mod learn;
+#[cfg(feature = "std")]
+pub mod network;
 pub mod packet;
 #[cfg(feature = "plot")]
 pub mod plot;
+pub mod profile;
 #[cfg(feature = "std")]
 pub mod ratio;
 pub mod rule;

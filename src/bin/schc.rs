@@ -18,6 +18,8 @@ use serde_json::json;
 
 #[path = "schc/frag_cmd.rs"]
 mod frag_cmd;
+#[path = "schc/lorawan_cmd.rs"]
+mod lorawan_cmd;
 #[path = "schc/ratio_cmd.rs"]
 mod ratio_cmd;
 use ratio_cmd::RATIO_HELP;
@@ -51,6 +53,9 @@ enum Command {
     /// Runs a fragment sender and receiver over a seeded lossy link; reports the cost.
     #[command(long_about = frag_cmd::SIMULATE_HELP)]
     Simulate(frag_cmd::SimulateArgs),
+    /// RFC 9011 (SCHC over LoRaWAN) helpers: the DevIID.
+    #[command(subcommand)]
+    Lorawan(lorawan_cmd::LorawanCommand),
 }
 
 #[derive(Subcommand)]
@@ -191,6 +196,7 @@ fn run(command: Command) -> Result<(), String> {
         Command::Fragment(args) => frag_cmd::fragment(args),
         Command::Reassemble(args) => frag_cmd::reassemble(args),
         Command::Simulate(args) => frag_cmd::simulate(args),
+        Command::Lorawan(cmd) => lorawan_cmd::run(cmd),
     }
 }
 

@@ -6,6 +6,9 @@
 
 use crc::{Crc, CRC_32_ISO_HDLC};
 
+use super::wire::Layout;
+use crate::rule::RcsAlgorithm;
+
 const CRC32: Crc<u32> = Crc::<u32>::new(&CRC_32_ISO_HDLC);
 
 /// The RCS of the first `bits` bits of `data`, zero-extended to a byte.
@@ -42,6 +45,32 @@ pub fn rcs_padded(data: &[u8], bits: usize, pad: usize) -> u32 {
         }
     }
     digest.finalize()
+}
+
+/// The RCS a sender puts in the All-1 for the first `bits` bits of `data`, `pad` bits of
+/// padding in the fragment carrying the last tile, and `tiles` tiles in all: the CRC32 above,
+/// or for RFC 9442's tile count the number of tiles of the last window (1 to WINDOW_SIZE).
+pub fn sender_value(l: &Layout, data: &[u8], bits: usize, pad: usize, tiles: usize) -> u32 {
+    match l.params.rcs {
+        RcsAlgorithm::Crc32 => rcs_padded(data, bits, pad),
+        RcsAlgorithm::TileCount => last_window_tiles(l, tiles),
+    }
+}
+
+/// The RCS a receiver expects for `bits` reassembled bits (padding included) in `tiles`
+/// tiles; compare it with the All-1's.
+pub fn receiver_value(l: &Layout, data: &[u8], bits: usize, tiles: usize) -> u32 {
+    match l.params.rcs {
+        RcsAlgorithm::Crc32 => rcs(data, bits),
+        RcsAlgorithm::TileCount => last_window_tiles(l, tiles),
+    }
+}
+
+/// ((tiles − 1) mod WINDOW_SIZE) + 1: a full last window counts WINDOW_SIZE, not 0 (as the
+/// RFC 9442 reference implementation computes it).
+fn last_window_tiles(l: &Layout, tiles: usize) -> u32 {
+    let ws = l.window_size().max(1);
+    (tiles.saturating_sub(1) % ws + 1) as u32
 }
 
 #[cfg(test)]

@@ -487,6 +487,11 @@ impl<B: AsRef<[u8]> + AsMut<[u8]>> Receiver<B> {
             return;
         };
         let n = self.contiguous();
+        let tiles = match self.last {
+            Last::Regular { idx, .. } => idx + 1,
+            Last::All1 { .. } => n + 1,
+            Last::None => n,
+        };
         // A tile after the contiguous run means a tile is missing: not complete. (Writing the
         // All-1's tile, up to a tile and an L2 word long with its padding, after the run would
         // also overwrite the start of the next received tile.)
@@ -542,7 +547,7 @@ impl<B: AsRef<[u8]> + AsMut<[u8]>> Receiver<B> {
                 }
             }
         };
-        if total > 0 && rcs::rcs(self.buf.as_ref(), total) == rcs_sent {
+        if total > 0 && rcs::receiver_value(&self.l, self.buf.as_ref(), total, tiles) == rcs_sent {
             self.deliver(total);
         }
     }

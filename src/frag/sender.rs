@@ -425,7 +425,7 @@ impl<P: AsRef<[u8]>> Sender<P> {
                 reason: "the last tile and its padding would be shorter than an L2 word",
             });
         }
-        let rcs = rcs::rcs_padded(bytes, bits, pad);
+        let rcs = rcs::sender_value(&l, bytes, bits, pad, tiles);
         let mut s = Self {
             l,
             packet,
@@ -585,7 +585,8 @@ impl<P: AsRef<[u8]>> Sender<P> {
                 let l2 = self.l.l2();
                 let carrier = self.l.header_bits() + self.l.rcs_bits() + last;
                 let pad = (l2 - carrier % l2) % l2;
-                self.rcs = rcs::rcs_padded(self.packet.as_ref(), self.bits, pad);
+                self.rcs =
+                    rcs::sender_value(&self.l, self.packet.as_ref(), self.bits, pad, self.tiles);
             }
             None => {
                 self.final_window = false;
@@ -929,6 +930,11 @@ impl<P: AsRef<[u8]>> Sender<P> {
     /// The packet's length in bits.
     pub fn packet_bits(&self) -> usize {
         self.bits
+    }
+
+    /// Gives the packet back (a device reuses its buffer for the next one).
+    pub fn into_packet(self) -> P {
+        self.packet
     }
 }
 

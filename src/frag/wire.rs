@@ -10,7 +10,7 @@ use heapless::Vec;
 
 use super::FragError;
 use crate::bits::{BitReader, BitWriter};
-use crate::rule::{FragMode, FragParams, Nature, Rule, RuleId};
+use crate::rule::{FragMode, FragParams, Nature, RcsAlgorithm, Rule, RuleId};
 
 /// The most windows one compound ACK can report here.
 pub const MAX_ACK_WINDOWS: usize = 16;
@@ -38,6 +38,12 @@ impl Layout {
             return Err(FragError::BadRule {
                 rule: rule.id,
                 reason: "window sizes above 64 tiles are not supported",
+            });
+        }
+        if params.rcs == RcsAlgorithm::TileCount && params.mode != FragMode::AckOnError {
+            return Err(FragError::BadRule {
+                rule: rule.id,
+                reason: "the tile-count RCS (RFC 9442) is for ACK-on-Error",
             });
         }
         if params.dtag_bits > 32 || params.w_bits > 32 || params.fcn_bits > 32 {
@@ -80,9 +86,12 @@ impl Layout {
         self.params.l2_word.max(1) as usize
     }
 
-    /// The RCS length in bits.
+    /// The RCS length in bits: 32 for CRC32, the FCN's width for RFC 9442's tile count.
     pub fn rcs_bits(&self) -> usize {
-        32
+        match self.params.rcs {
+            RcsAlgorithm::Crc32 => 32,
+            RcsAlgorithm::TileCount => usize::from(self.params.fcn_bits),
+        }
     }
 
     /// Window size in tiles.
@@ -268,10 +277,12 @@ pub fn parse_ack(l: &Layout, frame: &[u8]) -> Result<Ack, FragError> {
     let ws = l.window_size();
     if c == 1 {
         // Receiver-Abort: W all ones, then 1-bits to the boundary and one more all-ones word.
-        let rest = r.remaining();
-        let all_ones =
-            rest > 0 && (0..rest).all(|i| crate::bits::get_bits(frame, r.position() + i, 1) == 1);
-        if w == l.w_ones() && all_ones && rest >= l.l2() {
+        // What follows is padding (a fixed-size downlink, as Sigfox's 8 bytes, pads it).
+        let l2 = l.l2();
+        let ones = (l2 - r.position() % l2) % l2 + l2;
+        let all_ones = r.remaining() >= ones
+            && (0..ones).all(|i| crate::bits::get_bits(frame, r.position() + i, 1) == 1);
+        if w == l.w_ones() && all_ones {
             return Ok(Ack::ReceiverAbort { dtag });
         }
         return Ok(Ack::Success { dtag, w });

@@ -20,6 +20,9 @@ pub enum FragMode {
 pub enum RcsAlgorithm {
     /// CRC32 (IEEE 802.3 polynomial), 32 bits, sent most significant byte first.
     Crc32,
+    /// RFC 9442 (Sigfox): not a check sequence but the number of tiles in the last window
+    /// (1 to WINDOW_SIZE), in a field as wide as the FCN. ACK-on-Error only.
+    TileCount,
 }
 
 /// Whether the All-1 fragment carries the last tile (RFC 9363 `tile-in-all-1`).
