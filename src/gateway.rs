@@ -968,7 +968,8 @@ impl<K: Hash + Eq + Clone> Senders<K> {
             return Err(GatewayError::Full);
         }
         let bits = bits.min(packet.len() * 8);
-        let tx = Sender::new(rule, packet[..bits.div_ceil(8)].to_vec(), bits, dtag, mtu)?;
+        let whole = packet.get(..bits.div_ceil(8)).unwrap_or(packet);
+        let tx = Sender::new(rule, whole.to_vec(), bits, dtag, mtu)?;
         let max_ack = match rule.nature {
             Nature::Fragmentation(p) => p.max_ack_requests,
             _ => 0,

@@ -101,6 +101,10 @@ pub mod export;
 )]
 pub mod frag;
 #[cfg(feature = "std")]
+#[cfg_attr(
+    not(test),
+    deny(clippy::indexing_slicing, clippy::unwrap_used, clippy::expect_used)
+)]
 pub mod gateway;
 #[cfg(feature = "std")]
 #[cfg_attr(
@@ -111,10 +115,18 @@ pub mod json;
 #[cfg(feature = "std")]
 pub mod learn;
 #[cfg(feature = "std")]
+#[cfg_attr(
+    not(test),
+    deny(clippy::indexing_slicing, clippy::unwrap_used, clippy::expect_used)
+)]
 pub mod network;
 pub mod packet;
 #[cfg(feature = "plot")]
 pub mod plot;
+#[cfg_attr(
+    not(test),
+    deny(clippy::indexing_slicing, clippy::unwrap_used, clippy::expect_used)
+)]
 pub mod profile;
 #[cfg(feature = "std")]
 pub mod ratio;

@@ -320,16 +320,16 @@ impl<'r, 'b> Device<'r, 'b> {
             return Err(DeviceError::Busy);
         };
         let len = bits.div_ceil(8);
-        if schc.len() < len || buf.len() < len {
+        let (Some(dst), Some(src)) = (buf.get_mut(..len), schc.get(..len)) else {
             return Err(DeviceError::BufferTooSmall {
                 what: if schc.len() < len { "schc" } else { "tx" },
                 needed: len,
                 capacity: schc.len().min(buf.len()),
             });
-        }
-        buf[..len].copy_from_slice(&schc[..len]);
-        if bits % 8 != 0 {
-            buf[len - 1] &= 0xFFu8 << (8 - bits % 8);
+        };
+        dst.copy_from_slice(src);
+        if let Some(last) = dst.last_mut().filter(|_| bits % 8 != 0) {
+            *last &= 0xFFu8 << (8 - bits % 8);
         }
         self.queue(bits, len, now)
     }
@@ -353,7 +353,12 @@ impl<'r, 'b> Device<'r, 'b> {
             return Err(DeviceError::NoFragmentation { len, mtu: self.mtu });
         };
         // A dry run on a shared borrow: a refused packet leaves the buffer with the device.
-        Sender::new(&rule, &buf[..len], bits, 0, self.mtu + 1)?;
+        let head = buf.get(..len).ok_or(DeviceError::BufferTooSmall {
+            what: "tx",
+            needed: len,
+            capacity: buf.len(),
+        })?;
+        Sender::new(&rule, head, bits, 0, self.mtu + 1)?;
         let Tx::Idle(buf) = core::mem::replace(&mut self.tx, Tx::Moving) else {
             return Err(DeviceError::Busy);
         };
@@ -387,10 +392,17 @@ impl<'r, 'b> Device<'r, 'b> {
                 max: MAX_PAYLOAD,
             });
         }
-        let mut frame = [0u8; MAX_FRAME];
-        frame[0] = fport;
-        frame[1..=payload.len()].copy_from_slice(payload);
-        let frame = &frame[..=payload.len()];
+        // The FPort and the FRMPayload, as one frame (payload ≤ MAX_PAYLOAD, checked above).
+        let mut whole = [0u8; MAX_FRAME];
+        let Some(([first, rest @ ..], _)) = whole.split_at_mut_checked(payload.len() + 1) else {
+            return Err(DeviceError::PayloadTooLong {
+                len: payload.len(),
+                max: MAX_PAYLOAD,
+            });
+        };
+        *first = fport;
+        rest.copy_from_slice(payload);
+        let frame = whole.get(..=payload.len()).unwrap_or_default();
         let rule = *self
             .rules
             .get(rule_id(fport))
@@ -414,7 +426,13 @@ impl<'r, 'b> Device<'r, 'b> {
                 if self.single_len.is_some() {
                     return Err(DeviceError::Unpolled);
                 }
-                self.single[..frame.len()].copy_from_slice(frame);
+                let Some(dst) = self.single.get_mut(..frame.len()) else {
+                    return Err(DeviceError::PayloadTooLong {
+                        len: payload.len(),
+                        max: MAX_PAYLOAD,
+                    });
+                };
+                dst.copy_from_slice(frame);
                 self.single_len = Some(frame.len());
                 Ok(())
             }
@@ -488,7 +506,7 @@ impl<'r, 'b> Device<'r, 'b> {
             return Ok(a);
         }
         if let Some(len) = self.single_len.take() {
-            let frame = &self.single[..len];
+            let frame = self.single.get(..len).unwrap_or_default();
             let d = codec::decompress(&self.rules, frame, Direction::Down, &self.cfg, out)?;
             return Ok(DeviceAction::Delivered { len: d.len });
         }

@@ -202,11 +202,10 @@ pub fn cmac_aes128(key: &[u8; 16], dev_eui: &[u8; 8], form: IidForm) -> [u8; 16]
     match form {
         IidForm::Binary => mac.update(dev_eui),
         IidForm::Ascii => {
-            const HEX: &[u8; 16] = b"0123456789ABCDEF";
+            let digit = |n: u8| if n < 10 { b'0' + n } else { b'A' + n - 10 };
             let mut text = [0u8; 16];
-            for (i, b) in dev_eui.iter().enumerate() {
-                text[2 * i] = HEX[usize::from(b >> 4)];
-                text[2 * i + 1] = HEX[usize::from(b & 0xF)];
+            for (pair, b) in text.chunks_exact_mut(2).zip(dev_eui) {
+                pair.copy_from_slice(&[digit(b >> 4), digit(b & 0xF)]);
             }
             mac.update(&text);
         }
