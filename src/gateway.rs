@@ -19,8 +19,7 @@
 //! the packet. Both state machines are generic over their buffers, so nothing is borrowed
 //! across calls.
 
-use std::collections::HashMap;
-use std::hash::Hash;
+use std::collections::BTreeMap;
 use std::vec;
 use std::vec::Vec;
 
@@ -315,6 +314,8 @@ struct Session {
     touched: u64,
     bytes: usize,
     state: State,
+    /// Its entries in [`Sessions`]' indexes: (last activity, deadline, touched).
+    indexed: Option<(Micros, Micros, u64)>,
 }
 
 /// Reassembly sessions of many devices: uplink fragments in, ACKs and SCHC packets out.
@@ -333,9 +334,24 @@ struct Session {
 pub struct Sessions<K> {
     rules: RuleSetBuf,
     limits: Limits,
-    table: HashMap<SessionKey<K>, Session>,
+    /// Ordered by device first, so a device's sessions are one range.
+    table: BTreeMap<SessionKey<K>, Session>,
+    /// Every session by (last activity, touched): the least recently active first (eviction).
+    by_activity: BTreeMap<(Micros, u64), SessionKey<K>>,
+    /// Every session by (deadline, touched): the next timer first (expiry).
+    by_deadline: BTreeMap<(Micros, u64), SessionKey<K>>,
     bytes: usize,
     clock: u64,
+}
+
+/// The keys of every session of `device`, for a range of a table ordered by [`SessionKey`].
+fn device_range<K: Clone>(device: &K) -> core::ops::RangeInclusive<SessionKey<K>> {
+    let key = |rule, dtag| SessionKey {
+        device: device.clone(),
+        rule,
+        dtag,
+    };
+    key(RuleId::new(0, 0), 0)..=key(RuleId::new(u32::MAX, u8::MAX), u32::MAX)
 }
 
 /// How long a completed session answers repeats: its inactivity timer (else
@@ -360,13 +376,15 @@ fn completed_bytes(ack: &Option<Vec<u8>>) -> usize {
     core::mem::size_of::<Session>() + ack.as_ref().map_or(0, Vec::len)
 }
 
-impl<K: Hash + Eq + Clone> Sessions<K> {
+impl<K: Ord + Clone> Sessions<K> {
     /// An empty table that reads frames with `rules`.
     pub fn new(rules: RuleSetBuf, limits: Limits) -> Self {
         Self {
             rules,
             limits,
-            table: HashMap::new(),
+            table: BTreeMap::new(),
+            by_activity: BTreeMap::new(),
+            by_deadline: BTreeMap::new(),
             bytes: 0,
             clock: 0,
         }
@@ -426,9 +444,8 @@ impl<K: Hash + Eq + Clone> Sessions<K> {
     pub fn remove_device(&mut self, device: &K) -> usize {
         let keys: Vec<SessionKey<K>> = self
             .table
-            .keys()
-            .filter(|k| &k.device == device)
-            .cloned()
+            .range(device_range(device))
+            .map(|(k, _)| k.clone())
             .collect();
         for k in &keys {
             self.remove(k);
@@ -531,6 +548,7 @@ impl<K: Hash + Eq + Clone> Sessions<K> {
                         *u = until;
                     }
                 }
+                self.reindex(&key);
                 if let Some(frame) = ack {
                     out.push(Output::Send {
                         device: key.device.clone(),
@@ -573,9 +591,11 @@ impl<K: Hash + Eq + Clone> Sessions<K> {
                         deadline: None,
                         all1: None,
                     },
+                    indexed: None,
                 },
             );
             self.bytes += needed;
+            self.reindex(&key);
         }
         let all1 = match f.kind {
             FragmentKind::All1 { rcs } => Some((f.w, rcs)),
@@ -586,8 +606,41 @@ impl<K: Hash + Eq + Clone> Sessions<K> {
     }
 
     /// Runs one step of an active session (a frame with the W and RCS it carries if it is an
-    /// All-1, or a timer tick) and applies the result.
+    /// All-1, or a timer tick), applies the result and files the session under its new
+    /// activity and deadline.
     fn step(
+        &mut self,
+        key: &SessionKey<K>,
+        frame: Option<Incoming<'_>>,
+        now: Micros,
+        out: &mut Vec<Output<K>>,
+    ) {
+        self.step_session(key, frame, now, out);
+        self.reindex(key);
+    }
+
+    /// Files the session of `key`, if any, under its current activity and deadline.
+    fn reindex(&mut self, key: &SessionKey<K>) {
+        let Some(s) = self.table.get(key) else {
+            return;
+        };
+        let now = (s.last_active, self.deadline_of(s), s.touched);
+        let old = s.indexed;
+        if old == Some(now) {
+            return;
+        }
+        if let Some((a, d, t)) = old {
+            self.by_activity.remove(&(a, t));
+            self.by_deadline.remove(&(d, t));
+        }
+        self.by_activity.insert((now.0, now.2), key.clone());
+        self.by_deadline.insert((now.1, now.2), key.clone());
+        if let Some(s) = self.table.get_mut(key) {
+            s.indexed = Some(now);
+        }
+    }
+
+    fn step_session(
         &mut self,
         key: &SessionKey<K>,
         frame: Option<Incoming<'_>>,
@@ -677,6 +730,7 @@ impl<K: Hash + Eq + Clone> Sessions<K> {
                     all1,
                     until: now.saturating_add(linger(&rule, &limits)),
                 },
+                indexed: None,
             },
         );
         self.bytes += bytes;
@@ -685,6 +739,10 @@ impl<K: Hash + Eq + Clone> Sessions<K> {
     fn remove(&mut self, key: &SessionKey<K>) -> Option<Session> {
         let s = self.table.remove(key)?;
         self.bytes = self.bytes.saturating_sub(s.bytes);
+        if let Some((a, d, t)) = s.indexed {
+            self.by_activity.remove(&(a, t));
+            self.by_deadline.remove(&(d, t));
+        }
         Some(s)
     }
 
@@ -699,11 +757,7 @@ impl<K: Hash + Eq + Clone> Sessions<K> {
             } else {
                 return;
             };
-            let victim = self
-                .table
-                .iter()
-                .min_by_key(|(_, s)| (s.last_active, s.touched))
-                .map(|(k, _)| k.clone());
+            let victim = self.by_activity.first_key_value().map(|(_, k)| k.clone());
             let Some(victim) = victim else { return };
             if let Some(s) = self.remove(&victim) {
                 out.push(Output::Evicted {
@@ -715,10 +769,9 @@ impl<K: Hash + Eq + Clone> Sessions<K> {
         }
     }
 
-    /// The earliest instant at which [`Sessions::expire`] has something to do (a scan of all
-    /// sessions).
+    /// The earliest instant at which [`Sessions::expire`] has something to do.
     pub fn next_deadline(&self) -> Option<Micros> {
-        self.table.values().map(|s| self.deadline_of(s)).min()
+        self.by_deadline.first_key_value().map(|(&(d, _), _)| d)
     }
 
     fn deadline_of(&self, s: &Session) -> Micros {
@@ -736,14 +789,13 @@ impl<K: Hash + Eq + Clone> Sessions<K> {
     /// Runs the timers due at `now`: reassemblies silent for their inactivity timer (or
     /// [`Limits::idle_timeout`] when their rule has none) end with a Receiver-Abort to the
     /// device and [`Output::Aborted`]; completed sessions stop answering repeats and are
-    /// forgotten. It scans all sessions: call it at [`Sessions::next_deadline`] or
-    /// periodically, not per frame.
+    /// forgotten. Its cost is that of the sessions due: call it at [`Sessions::next_deadline`]
+    /// or periodically.
     pub fn expire(&mut self, now: Micros) -> Vec<Output<K>> {
         let due: Vec<SessionKey<K>> = self
-            .table
-            .iter()
-            .filter(|(_, s)| self.deadline_of(s) <= now)
-            .map(|(k, _)| k.clone())
+            .by_deadline
+            .range(..=(now, u64::MAX))
+            .map(|(_, k)| k.clone())
             .collect();
         let mut out = Vec::new();
         for key in due {
@@ -888,16 +940,17 @@ impl Outgoing {
 #[derive(Debug)]
 pub struct Senders<K> {
     limits: Limits,
-    table: HashMap<SessionKey<K>, Outgoing>,
+    /// Ordered by device first, so a device's downlinks are one range.
+    table: BTreeMap<SessionKey<K>, Outgoing>,
     bytes: usize,
 }
 
-impl<K: Hash + Eq + Clone> Senders<K> {
+impl<K: Ord + Clone> Senders<K> {
     /// An empty table; [`Limits::max_sessions`] and [`Limits::max_bytes`] apply.
     pub fn new(limits: Limits) -> Self {
         Self {
             limits,
-            table: HashMap::new(),
+            table: BTreeMap::new(),
             bytes: 0,
         }
     }
@@ -1031,8 +1084,7 @@ impl<K: Hash + Eq + Clone> Senders<K> {
     ) -> Result<Vec<DownlinkOutput<K>>, GatewayError> {
         let rule = self
             .table
-            .iter()
-            .filter(|(k, _)| k.device == device)
+            .range(device_range(&device))
             .map(|(_, o)| o.rule)
             .find(|r| {
                 let n = usize::from(r.id.length);
@@ -1099,9 +1151,8 @@ impl<K: Hash + Eq + Clone> Senders<K> {
     pub fn set_mtu(&mut self, device: &K, mtu: usize, now: Micros) -> Vec<DownlinkOutput<K>> {
         let keys: Vec<SessionKey<K>> = self
             .table
-            .keys()
-            .filter(|k| &k.device == device)
-            .cloned()
+            .range(device_range(device))
+            .map(|(k, _)| k.clone())
             .collect();
         let mut out = Vec::new();
         for key in keys {
@@ -1130,17 +1181,17 @@ impl<K: Hash + Eq + Clone> Senders<K> {
 
     /// Drops every downlink of `device` without telling it; returns how many there were.
     pub fn remove_device(&mut self, device: &K) -> usize {
-        let before = self.table.len();
-        let mut freed = 0;
-        self.table.retain(|k, o| {
-            let keep = &k.device != device;
-            if !keep {
-                freed += o.bytes();
+        let keys: Vec<SessionKey<K>> = self
+            .table
+            .range(device_range(device))
+            .map(|(k, _)| k.clone())
+            .collect();
+        for key in &keys {
+            if let Some(o) = self.table.remove(key) {
+                self.bytes = self.bytes.saturating_sub(o.bytes());
             }
-            keep
-        });
-        self.bytes = self.bytes.saturating_sub(freed);
-        before - self.table.len()
+        }
+        keys.len()
     }
 
     /// The earliest instant at which [`Senders::poll`] has something to do.

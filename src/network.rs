@@ -41,7 +41,7 @@
 //! # Ok::<(), Box<dyn std::error::Error>>(())
 //! ```
 
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
 use std::vec;
 use std::vec::Vec;
@@ -229,6 +229,9 @@ struct Context {
 pub struct Network {
     limits: NetworkLimits,
     devices: HashMap<DevEui, Context>,
+    /// Every device by (last activity, touched): the least recently active first, for idle
+    /// eviction and expiry without a scan.
+    by_activity: BTreeMap<(Micros, u64), DevEui>,
     sessions: Sessions<DevEui>,
     senders: Senders<DevEui>,
     form: IidForm,
@@ -241,6 +244,7 @@ impl Network {
         Self {
             limits,
             devices: HashMap::new(),
+            by_activity: BTreeMap::new(),
             sessions: Sessions::new(RuleSetBuf::new(), limits.sessions),
             senders: Senders::new(limits.sessions),
             form: IidForm::Binary,
@@ -278,11 +282,10 @@ impl Network {
                 .device_idle
                 .ok_or(NetworkError::TooManyDevices)?;
             let victim = self
-                .devices
-                .iter()
-                .filter(|(_, c)| now.saturating_sub(c.last_active) >= idle)
-                .min_by_key(|(_, c)| (c.last_active, c.touched))
-                .map(|(k, _)| *k)
+                .by_activity
+                .first_key_value()
+                .filter(|((last, _), _)| now.saturating_sub(*last) >= idle)
+                .map(|(_, k)| *k)
                 .ok_or(NetworkError::TooManyDevices)?;
             self.drop_device(&victim);
             out.push(NetOutput::DeviceRemoved { device: victim });
@@ -303,7 +306,11 @@ impl Network {
             last_active: now,
             touched: self.tick(),
         };
-        self.devices.insert(device, ctx);
+        self.by_activity
+            .insert((ctx.last_active, ctx.touched), device);
+        if let Some(old) = self.devices.insert(device, ctx) {
+            self.by_activity.remove(&(old.last_active, old.touched));
+        }
         Ok(out)
     }
 
@@ -313,7 +320,9 @@ impl Network {
     }
 
     fn drop_device(&mut self, device: &DevEui) {
-        self.devices.remove(device);
+        if let Some(c) = self.devices.remove(device) {
+            self.by_activity.remove(&(c.last_active, c.touched));
+        }
         self.sessions.remove_device(device);
         self.senders.remove_device(device);
     }
@@ -448,8 +457,10 @@ impl Network {
                 }
             }
         }
+        self.by_activity.remove(&(c.last_active, c.touched));
         c.last_active = now;
         c.touched = touched;
+        self.by_activity.insert((now, touched), device);
         Ok(out)
     }
 
@@ -486,8 +497,10 @@ impl Network {
                 push_downlink(o, &mut out);
             }
         }
+        self.by_activity.remove(&(c.last_active, c.touched));
         c.last_active = now;
         c.touched = touched;
+        self.by_activity.insert((now, touched), device);
         Ok(out)
     }
 
@@ -510,10 +523,10 @@ impl Network {
         }
         if let Some(idle) = self.limits.device_idle {
             let gone: Vec<DevEui> = self
-                .devices
-                .iter()
-                .filter(|(_, c)| now.saturating_sub(c.last_active) >= idle)
-                .map(|(k, _)| *k)
+                .by_activity
+                .range(..=(now.saturating_sub(idle), u64::MAX))
+                .filter(|((last, _), _)| now.saturating_sub(*last) >= idle)
+                .map(|(_, k)| *k)
                 .collect();
             for device in gone {
                 self.drop_device(&device);
@@ -526,10 +539,9 @@ impl Network {
     /// When [`Network::poll`] next has something to do.
     pub fn next_deadline(&self) -> Option<Micros> {
         let idle = self.limits.device_idle.and_then(|idle| {
-            self.devices
-                .values()
-                .map(|c| c.last_active.saturating_add(idle))
-                .min()
+            self.by_activity
+                .first_key_value()
+                .map(|((last, _), _)| last.saturating_add(idle))
         });
         [
             self.sessions.next_deadline(),
