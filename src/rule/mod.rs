@@ -625,6 +625,7 @@ impl<'a> RuleSet<'a> {
 }
 
 /// Whether `tv`, read as a big-endian unsigned number, fits in `bits` bits.
+#[inline]
 pub(crate) fn fits_right_aligned(tv: &[u8], bits: usize) -> bool {
     let total = tv.len() * 8;
     if total <= bits {
