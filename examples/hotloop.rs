@@ -2,14 +2,15 @@
 //! else, for instruction counts:
 //!
 //! ```text
-//! hotloop compress N [--rules K]
-//! hotloop decompress N [--rules K]
+//! hotloop compress N [--rules K] [--linear]
+//! hotloop decompress N [--rules K] [--linear]
 //! ```
 //!
 //! With `--rules K` the rule set has `K` compression rules: `K - 1` plausible decoys that do not
 //! match the packet (another device or application port, prefix, IID or Uri-Path), placed before
 //! the anchor rule, then the no-compression rule. Without it, the anchor rules as they are.
-//! The result is checked once, before the loop. Count with
+//! The rule set is indexed (`RuleSetBuf::build_index`) unless `--linear` is given. The result is
+//! checked once, before the loop. Count with
 //! `valgrind --tool=callgrind target/release/examples/hotloop compress 11000` minus the same at
 //! 1000, divided by 10000.
 
@@ -21,7 +22,7 @@ use lpwan_schc::json;
 use lpwan_schc::rule::{Direction, Fid, FieldSpec, MatchingOperator, RuleId, RuleSetBuf};
 use serde_json::Value;
 
-const USAGE: &str = "usage: hotloop compress|decompress N [--rules K]";
+const USAGE: &str = "usage: hotloop compress|decompress N [--rules K] [--linear]";
 
 fn unhex(s: &str) -> Vec<u8> {
     (0..s.len())
@@ -84,7 +85,9 @@ fn decoy(specs: &[FieldSpec], i: usize) -> Vec<FieldSpec> {
 }
 
 fn main() -> ExitCode {
-    let args: Vec<String> = std::env::args().skip(1).collect();
+    let mut args: Vec<String> = std::env::args().skip(1).collect();
+    let linear = args.iter().any(|a| a == "--linear");
+    args.retain(|a| a != "--linear");
     let (op, n, k) = match args.as_slice() {
         [op, n] => (op.as_str(), n.parse().ok(), None),
         [op, n, flag, k] if flag == "--rules" => (op.as_str(), n.parse().ok(), k.parse().ok()),
@@ -102,8 +105,12 @@ fn main() -> ExitCode {
 
     let doc: Value =
         serde_json::from_str(include_str!("../benches/anchor.json")).expect("anchor.json");
-    let rules = rules(&doc, k);
-    rules.validate().expect("the rules are valid");
+    let mut rules = rules(&doc, k);
+    if linear {
+        rules.validate().expect("the rules are valid");
+    } else {
+        rules.build_index().expect("the rules are valid");
+    }
     let set = rules.as_set();
     let packet = unhex(doc["packet_hex"].as_str().expect("packet_hex"));
     let expected = unhex(

@@ -15,6 +15,7 @@ use thiserror::Error;
 
 use crate::bits::{get_bits, size_prefix_len, BitError, BitReader, BitWriter};
 use crate::packet::{FieldRef, Headers, FIELD_SLOTS, IPV6_HEADER_LEN, MAX_OPTIONS, UDP_HEADER_LEN};
+use crate::rule::index::{KeyHasher, RuleIndex, GROUP_DOWN, MAX_KEYS};
 use crate::rule::{
     fits_right_aligned, Cda, Direction, Fid, FieldDesc, FieldLength, Layer, MatchingOperator,
     Nature, Rule, RuleId, RuleSet, HEADER_FIELDS,
@@ -211,8 +212,8 @@ impl core::fmt::Display for ReadAs {
 }
 
 /// Compresses `packet` going `dir` with the best matching rule of `set` into `out`.
-pub fn compress(
-    set: &RuleSet<'_>,
+pub fn compress<'a>(
+    set: &RuleSet<'a>,
     packet: &[u8],
     dir: Direction,
     cfg: &Config,
@@ -221,10 +222,10 @@ pub fn compress(
     let h = Headers::parse_from(packet, dir, cfg.first_layer);
     let mut m = Matcher::new(&h, cfg);
     let mut best: Option<(&Rule, usize, Option<Layer>)> = None;
-    for rule in set.rules() {
+    let mut consider = |rule: &'a Rule| {
         // A rule whose ID cannot be written as it is (unchecked sets) is never used.
         if !matches!(rule.nature, Nature::Compression(_)) || !rule.id.is_well_formed() {
-            continue;
+            return;
         }
         if let Some((residue, layer)) = m.match_rule(set, rule) {
             let payload = packet.len() - h.layer_end(layer);
@@ -233,6 +234,19 @@ pub fn compress(
                 best = Some((rule, total, layer));
             }
         }
+    };
+    // The rules that can match, in set order, from the index; without one (or with too many
+    // candidates), every rule. The same rules match either way, tried in the same order.
+    let mut cands = Vec::new();
+    match set.index() {
+        Some(ix) if candidates(ix, &h, &mut cands) => {
+            for &i in cands.iter() {
+                if let Some(rule) = set.rules().get(i as usize) {
+                    consider(rule);
+                }
+            }
+        }
+        _ => set.rules().iter().for_each(consider),
     }
     // No match: the no-compression rule, which writes like a rule that covers no layer.
     let (rule, total, layer) = match best {
@@ -296,6 +310,61 @@ pub fn compress(
         bits,
         len,
     })
+}
+
+/// The most candidate rules [`candidates`] gathers; with more, compression tries every rule.
+const MAX_CANDIDATES: usize = 64;
+
+/// The indices of the rules that can match the packet `h`, sorted, from the index `ix`: the
+/// rules of each group of the packet's direction whose hash equals the packet's for that group.
+/// `false` when there are more than [`MAX_CANDIDATES`].
+fn candidates(ix: &RuleIndex<'_>, h: &Headers<'_>, out: &mut Vec<u32, MAX_CANDIDATES>) -> bool {
+    let data = h.data();
+    let dir = if h.direction() == Direction::Down {
+        GROUP_DOWN
+    } else {
+        0
+    };
+    'groups: for &group in ix.groups {
+        if group & GROUP_DOWN != dir {
+            continue;
+        }
+        let mut hasher = KeyHasher::new(group);
+        for (b, k) in ix.keys.iter().enumerate().take(MAX_KEYS) {
+            if group & (1 << b) == 0 {
+                continue;
+            }
+            // A field the packet lacks: no rule of the group can match.
+            match h.field(k.fid, k.fp) {
+                Some(f) if f.len <= 64 => {
+                    hasher.number(f.len, get_bits(data, f.off as usize, f.len))
+                }
+                Some(f) if f.off % 8 == 0 && f.len % 8 == 0 => {
+                    hasher.bytes(data.get(f.bytes()).unwrap_or(&[]))
+                }
+                _ => continue 'groups,
+            }
+        }
+        let hash = hasher.finish();
+        let from = ix.entries.partition_point(|e| e.hash < hash);
+        for e in ix.entries.iter().skip(from).take_while(|e| e.hash == hash) {
+            if out.push(e.rule).is_err() {
+                return false;
+            }
+        }
+    }
+    // Set order, once each (a hash may repeat across groups). Insertion sort: a few entries,
+    // and less code than the library sort on a device.
+    for i in 1..out.len() {
+        let mut j = i;
+        while j > 0 && out.get(j - 1) > out.get(j) {
+            out.swap(j - 1, j);
+            j -= 1;
+        }
+    }
+    let mut last = None;
+    out.retain(|&r| last.replace(r) != Some(r));
+    true
 }
 
 /// The deepest layer a rule describes (in any direction).
