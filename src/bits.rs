@@ -43,10 +43,23 @@ pub enum BitError {
 /// `data` read as zero; callers check bounds first.
 #[inline]
 pub fn get_bits(data: &[u8], off: usize, n: u32) -> u64 {
+    let n = n.min(64);
+    let shift = (off % 8) as u32;
+    // Fast path: the bits lie in the 8 bytes from the first one, all inside `data`.
+    if n > 0 && n + shift <= 64 {
+        if let Some(w) = data.get(off / 8..).and_then(|s| s.first_chunk::<8>()) {
+            return (u64::from_be_bytes(*w) << shift) >> (64 - n);
+        }
+    }
+    get_bits_slow(data, off, n)
+}
+
+/// [`get_bits`] byte by byte: near the end of `data`, or more than 64 bits from the first byte.
+fn get_bits_slow(data: &[u8], off: usize, n: u32) -> u64 {
     let mut value: u64 = 0;
     let mut pos = off;
     let mut left = n.min(64);
-    // Fast path: whole bytes from an aligned position.
+    // Whole bytes from an aligned position.
     while left >= 8 && pos % 8 == 0 {
         let byte = data.get(pos / 8).copied().unwrap_or(0);
         value = (value << 8) | u64::from(byte);
@@ -230,6 +243,27 @@ impl<'a> BitWriter<'a> {
             return Err(BitError::TooWide(n));
         }
         self.check(n as usize)?;
+        let shift = (self.pos % 8) as u32;
+        // Fast path: one read-modify-write of the 8 bytes from the first one touched.
+        if n > 0 && n + shift <= 64 {
+            if let Some(w) = self
+                .buf
+                .get_mut(self.pos / 8..)
+                .and_then(|s| s.first_chunk_mut::<8>())
+            {
+                let mask = (u64::MAX << (64 - n)) >> shift;
+                let bits = (value << (64 - n)) >> shift;
+                *w = ((u64::from_be_bytes(*w) & !mask) | bits).to_be_bytes();
+                self.pos += n as usize;
+                return Ok(());
+            }
+        }
+        self.write_slow(value, n);
+        Ok(())
+    }
+
+    /// [`BitWriter::write`] byte by byte, once the bounds are checked.
+    fn write_slow(&mut self, value: u64, n: u32) {
         let mut left = n;
         while left > 0 {
             let idx = self.pos / 8;
@@ -245,7 +279,6 @@ impl<'a> BitWriter<'a> {
             self.pos += take as usize;
             left -= take;
         }
-        Ok(())
     }
 
     /// Copies `n` bits starting at bit `off` of `src`. Bits past the end of `src` are zero.
@@ -404,6 +437,38 @@ mod tests {
             w.copy_bits(&src, 4, 36).unwrap();
             let got = get_bits(&out, shift as usize, 36);
             assert_eq!(got, get_bits(&src, 4, 36), "shift {shift}");
+        }
+    }
+
+    #[test]
+    fn word_paths_agree_with_the_bytewise_ones() {
+        // Every offset and width near both ends of a buffer: the 8-byte fast paths must give
+        // what the byte-by-byte paths give, and leave the other bits alone.
+        let data: [u8; 19] = core::array::from_fn(|i| (i as u8).wrapping_mul(167) ^ 0x5A);
+        for off in 0..data.len() * 8 + 4 {
+            for n in 0..=64u32 {
+                assert_eq!(
+                    get_bits(&data, off, n),
+                    get_bits_slow(&data, off, n),
+                    "get_bits at {off}, {n} bits"
+                );
+                let value = 0xF0E1_D2C3_B4A5_9687u64.rotate_left(off as u32);
+                let (mut a, mut b) = (data, data);
+                let mut wa = BitWriter::new(&mut a);
+                let mut wb = BitWriter::new(&mut b);
+                let (ra, rb) = (wa.seek(off), wb.seek(off));
+                assert_eq!(ra, rb);
+                if ra.is_err() {
+                    continue;
+                }
+                let fits = wb.check(n as usize).is_ok();
+                assert_eq!(wa.write(value, n).is_ok(), fits, "write at {off}, {n} bits");
+                if fits {
+                    wb.write_slow(value, n);
+                }
+                assert_eq!(wa.position(), wb.position());
+                assert_eq!(a, b, "write at {off}, {n} bits");
+            }
         }
     }
 

@@ -15,6 +15,7 @@ use thiserror::Error;
 
 use crate::bits::{get_bits, size_prefix_len, BitError, BitReader, BitWriter};
 use crate::packet::{FieldRef, Headers, FIELD_SLOTS, IPV6_HEADER_LEN, MAX_OPTIONS, UDP_HEADER_LEN};
+use crate::rule::index::{KeyHasher, RuleIndex, GROUP_DOWN, MAX_KEYS};
 use crate::rule::{
     fits_right_aligned, Cda, Direction, Fid, FieldDesc, FieldLength, Layer, MatchingOperator,
     Nature, Rule, RuleId, RuleSet, HEADER_FIELDS,
@@ -211,8 +212,8 @@ impl core::fmt::Display for ReadAs {
 }
 
 /// Compresses `packet` going `dir` with the best matching rule of `set` into `out`.
-pub fn compress(
-    set: &RuleSet<'_>,
+pub fn compress<'a>(
+    set: &RuleSet<'a>,
     packet: &[u8],
     dir: Direction,
     cfg: &Config,
@@ -221,10 +222,10 @@ pub fn compress(
     let h = Headers::parse_from(packet, dir, cfg.first_layer);
     let mut m = Matcher::new(&h, cfg);
     let mut best: Option<(&Rule, usize, Option<Layer>)> = None;
-    for rule in set.rules() {
+    let mut consider = |rule: &'a Rule| {
         // A rule whose ID cannot be written as it is (unchecked sets) is never used.
         if !matches!(rule.nature, Nature::Compression(_)) || !rule.id.is_well_formed() {
-            continue;
+            return;
         }
         if let Some((residue, layer)) = m.match_rule(set, rule) {
             let payload = packet.len() - h.layer_end(layer);
@@ -233,6 +234,19 @@ pub fn compress(
                 best = Some((rule, total, layer));
             }
         }
+    };
+    // The rules that can match, in set order, from the index; without one (or with too many
+    // candidates), every rule. The same rules match either way, tried in the same order.
+    let mut cands = Vec::new();
+    match set.index() {
+        Some(ix) if candidates(ix, &h, &mut cands) => {
+            for &i in cands.iter() {
+                if let Some(rule) = set.rules().get(i as usize) {
+                    consider(rule);
+                }
+            }
+        }
+        _ => set.rules().iter().for_each(consider),
     }
     // No match: the no-compression rule, which writes like a rule that covers no layer.
     let (rule, total, layer) = match best {
@@ -298,6 +312,61 @@ pub fn compress(
     })
 }
 
+/// The most candidate rules [`candidates`] gathers; with more, compression tries every rule.
+const MAX_CANDIDATES: usize = 64;
+
+/// The indices of the rules that can match the packet `h`, sorted, from the index `ix`: the
+/// rules of each group of the packet's direction whose hash equals the packet's for that group.
+/// `false` when there are more than [`MAX_CANDIDATES`].
+fn candidates(ix: &RuleIndex<'_>, h: &Headers<'_>, out: &mut Vec<u32, MAX_CANDIDATES>) -> bool {
+    let data = h.data();
+    let dir = if h.direction() == Direction::Down {
+        GROUP_DOWN
+    } else {
+        0
+    };
+    'groups: for &group in ix.groups {
+        if group & GROUP_DOWN != dir {
+            continue;
+        }
+        let mut hasher = KeyHasher::new(group);
+        for (b, k) in ix.keys.iter().enumerate().take(MAX_KEYS) {
+            if group & (1 << b) == 0 {
+                continue;
+            }
+            // A field the packet lacks: no rule of the group can match.
+            match h.field(k.fid, k.fp) {
+                Some(f) if f.len <= 64 => {
+                    hasher.number(f.len, get_bits(data, f.off as usize, f.len))
+                }
+                Some(f) if f.off % 8 == 0 && f.len % 8 == 0 => {
+                    hasher.bytes(data.get(f.bytes()).unwrap_or(&[]))
+                }
+                _ => continue 'groups,
+            }
+        }
+        let hash = hasher.finish();
+        let from = ix.entries.partition_point(|e| e.hash < hash);
+        for e in ix.entries.iter().skip(from).take_while(|e| e.hash == hash) {
+            if out.push(e.rule).is_err() {
+                return false;
+            }
+        }
+    }
+    // Set order, once each (a hash may repeat across groups). Insertion sort: a few entries,
+    // and less code than the library sort on a device.
+    for i in 1..out.len() {
+        let mut j = i;
+        while j > 0 && out.get(j - 1) > out.get(j) {
+            out.swap(j - 1, j);
+            j -= 1;
+        }
+    }
+    let mut last = None;
+    out.retain(|&r| last.replace(r) != Some(r));
+    true
+}
+
 /// The deepest layer a rule describes (in any direction).
 fn rule_depth(fields: &[FieldDesc]) -> Option<Layer> {
     fields.iter().map(|f| f.fid.layer()).max()
@@ -316,6 +385,9 @@ fn index_width(n: usize) -> u32 {
 /// `tv` read as a big-endian number (its low 64 bits).
 #[inline]
 fn tv_u64(tv: &[u8]) -> u64 {
+    if let Some(w) = tv.last_chunk::<8>() {
+        return u64::from_be_bytes(*w);
+    }
     let skip = tv.len().saturating_sub(8);
     tv.iter()
         .skip(skip)
@@ -339,11 +411,18 @@ fn tv_equals(tv: &[u8], data: &[u8], f: FieldRef, fl: FieldLength) -> bool {
         return data.get(f.bytes()) == Some(tv);
     }
     let len = f.len as usize;
+    if len <= 64 {
+        let v = tv_u64(tv);
+        // Up to 8 bytes, `tv` fits when its value does.
+        let fits = if tv.len() <= 8 {
+            len == 64 || v >> len == 0
+        } else {
+            fits_right_aligned(tv, len)
+        };
+        return fits && v == get_bits(data, f.off as usize, f.len);
+    }
     if !fits_right_aligned(tv, len) {
         return false;
-    }
-    if len <= 64 {
-        return tv_u64(tv) == get_bits(data, f.off as usize, f.len);
     }
     (0..len).all(|i| tv_bit(tv, len, i) == get_bits(data, f.off as usize + i, 1))
 }
@@ -402,35 +481,29 @@ fn write_right_aligned(
 /// The UDP checksum (RFC 768, RFC 8200 §8.1) of an IPv6/UDP packet, with the checksum field
 /// taken as zero. Returns 0xFFFF for a computed 0.
 pub fn udp_checksum(pkt: &[u8]) -> u16 {
-    fn fold(x: u32) -> u32 {
-        (x & 0xFFFF) + (x >> 16)
-    }
-    // Keeps `sum` at most 0x1FFFE, whatever the length of `bytes`.
-    fn add_words(sum: &mut u32, bytes: &[u8]) {
-        // 32768 words of at most 0xFFFF sum to less than 2^31; an even chunk length leaves the
-        // odd byte, if any, to the last chunk.
-        for chunk in bytes.chunks(0x1_0000) {
-            let mut part: u32 = 0;
-            let mut words = chunk.chunks_exact(2);
-            for c in &mut words {
-                if let [a, b] = c {
-                    part += u32::from(u16::from_be_bytes([*a, *b]));
-                }
-            }
-            if let [last] = words.remainder() {
-                part += u32::from(*last) << 8;
-            }
-            *sum = fold(fold(*sum) + fold(part));
+    // The one's complement sum is the sum modulo 0xFFFF (2^16 = 1): 32-bit big-endian words
+    // add up in a u64 without overflow for any slice that fits in memory, then fold.
+    fn add(bytes: &[u8]) -> u64 {
+        let mut words = bytes.chunks_exact(4);
+        let mut sum = words
+            .by_ref()
+            .map(|w| u64::from(u32::from_be_bytes([w[0], w[1], w[2], w[3]])))
+            .sum::<u64>();
+        let mut pair = [0u8; 4];
+        for (p, b) in pair.iter_mut().zip(words.remainder()) {
+            *p = *b;
         }
+        sum += u64::from(u32::from_be_bytes(pair));
+        sum
     }
-    let mut sum: u32 = 0;
-    add_words(&mut sum, pkt.get(8..40).unwrap_or(&[]));
     let udp_len = pkt
         .get(44..46)
         .map_or(0, |b| u16::from_be_bytes([b[0], b[1]]));
-    sum += u32::from(udp_len) + 17;
-    add_words(&mut sum, pkt.get(40..46).unwrap_or(&[]));
-    add_words(&mut sum, pkt.get(48..).unwrap_or(&[]));
+    // Pseudo-header addresses, UDP length and next header 17, the UDP header up to the
+    // checksum, then everything after the checksum.
+    let mut sum = add(pkt.get(8..40).unwrap_or(&[])) + u64::from(udp_len) + 17;
+    sum += add(pkt.get(40..46).unwrap_or(&[]));
+    sum += add(pkt.get(48..).unwrap_or(&[]));
     while sum > 0xFFFF {
         sum = (sum & 0xFFFF) + (sum >> 16);
     }
@@ -453,6 +526,8 @@ struct Matcher<'h, 'p> {
     h: &'h Headers<'p>,
     cfg: &'h Config,
     checksum: Option<u16>,
+    /// Whether the packet has a CoAP token of length 0 (TKL 0), which a rule need not describe.
+    empty_token: bool,
 }
 
 impl<'h, 'p> Matcher<'h, 'p> {
@@ -461,25 +536,23 @@ impl<'h, 'p> Matcher<'h, 'p> {
             h,
             cfg,
             checksum: None,
+            empty_token: h.field(Fid::CoapToken, 1).is_some_and(|f| f.len == 0),
         }
     }
 
     /// If `rule` matches, its residue length in bits and the deepest layer it covers.
     fn match_rule(&mut self, set: &RuleSet<'_>, rule: &Rule) -> Option<(usize, Option<Layer>)> {
         let fields = set.fields(rule);
-        let layer = rule_depth(fields);
-        if let Some(l) = layer {
-            if !self.h.has(l) {
-                return None;
-            }
-        }
         let dir = self.h.direction();
+        // The rule's deepest layer over all its descriptors, either direction.
+        let mut layer: Option<Layer> = None;
         let mut count = 0;
         let mut bits = 0;
         // The fields described so far: two descriptors for one field (an unchecked set) would
         // stand in for a field the rule lacks and pass the count below.
         let mut seen: u64 = 0;
         for fd in fields {
+            layer = layer.max(Some(fd.fid.layer()));
             if !fd.di.applies(dir) {
                 continue;
             }
@@ -498,11 +571,14 @@ impl<'h, 'p> Matcher<'h, 'p> {
             bits += self.match_field(set, fd, f)?;
             // A descriptor for an empty token (TKL 0) is optional: it matches but is not
             // counted among the packet's fields.
-            let empty_token = fd.fid == Fid::CoapToken
-                && self.h.field(Fid::CoapToken, 1).is_some_and(|f| f.len == 0);
-            if !empty_token {
+            if !(fd.fid == Fid::CoapToken && self.empty_token) {
                 count += 1;
             }
+        }
+        // The rule's layers must all be present, including those only the other direction's
+        // descriptors name.
+        if layer.is_some_and(|l| !self.h.has(l)) {
+            return None;
         }
         (count == self.h.field_count(layer)).then_some((bits, layer))
     }
@@ -645,23 +721,31 @@ impl<'h, 'p> Matcher<'h, 'p> {
 #[derive(Debug, Clone, Copy)]
 enum Val {
     /// `bits` bits of the SCHC packet from this bit offset.
-    Input(usize),
+    Input(u32),
     /// Target value number `i` of the descriptor.
-    Tv(usize),
+    Tv(u16),
     /// The descriptor's first target value's `x` high bits, then the input from this offset.
-    Lsb { off: usize, x: usize },
-    /// An interface identifier.
-    Iid([u8; 8]),
+    Lsb { off: u32, x: u16 },
+    /// The device's (`true`) or the application's interface identifier from the [`Config`].
+    Iid(bool),
     /// To compute once the packet is rebuilt.
     Compute,
 }
 
+/// One decoded field, small: the decoder keeps a table of them on the stack.
 #[derive(Debug, Clone, Copy)]
-struct Decoded {
-    entry: usize,
-    fd: FieldDesc,
+struct Decoded<'a> {
+    fd: &'a FieldDesc,
     val: Val,
-    bits: usize,
+    bits: u32,
+    entry: u16,
+}
+
+impl Decoded<'_> {
+    /// Index of the entry in its rule.
+    fn entry(&self) -> usize {
+        usize::from(self.entry)
+    }
 }
 
 const MAX_DECODED: usize = HEADER_FIELDS + MAX_OPTIONS;
@@ -716,7 +800,10 @@ pub fn decompress_bits(
                 rule,
                 dir,
                 input: schc,
+                iids: (cfg.dev_iid, cfg.app_iid),
                 decoded: Vec::new(),
+                header: [0; HEADER_FIELDS],
+                computed: 0,
             }
             .run(&mut r, cfg, dst)?;
             Ok(Decompressed { rule_id: id, len })
@@ -729,10 +816,30 @@ struct Rebuilder<'s, 'a, 'i> {
     rule: &'s Rule,
     dir: Direction,
     input: &'i [u8],
-    decoded: Vec<Decoded, MAX_DECODED>,
+    /// The device's and the application's IIDs.
+    iids: (Option<[u8; 8]>, Option<[u8; 8]>),
+    decoded: Vec<Decoded<'a>, MAX_DECODED>,
+    /// For each header field (by [`Fid::header_index`]), 1 + the index in `decoded` of its
+    /// first descriptor at position 1; 0 when the rule has none.
+    header: [u8; HEADER_FIELDS],
+    /// The computed (`compute`) fields, by [`computed_bit`], at any position.
+    computed: u8,
 }
 
-impl Rebuilder<'_, '_, '_> {
+// `Rebuilder::header` holds indices of `decoded` plus one in a byte.
+const _: () = assert!(MAX_DECODED < u8::MAX as usize);
+
+/// The bit of a field with a `compute` action in `Rebuilder::computed` (0 for other fields).
+fn computed_bit(fid: Fid) -> u8 {
+    match fid {
+        Fid::Ipv6PayloadLength => 1,
+        Fid::UdpLength => 2,
+        Fid::UdpChecksum => 4,
+        _ => 0,
+    }
+}
+
+impl<'a> Rebuilder<'_, 'a, '_> {
     fn bad(&self, entry: usize, fid: Fid, reason: &'static str) -> DecompressError {
         DecompressError::BadField {
             rule: self.rule.id,
@@ -753,9 +860,18 @@ impl Rebuilder<'_, '_, '_> {
         for (entry, fd) in fields.iter().enumerate() {
             if fd.di.applies(self.dir) {
                 let d = self.decode(entry, fd, r, cfg)?;
+                if matches!(d.val, Val::Compute) {
+                    self.computed |= computed_bit(fd.fid);
+                }
+                let n = self.decoded.len();
                 self.decoded
                     .push(d)
                     .map_err(|_| self.bad(entry, fd.fid, "more fields than the decoder tracks"))?;
+                if let (1, Some(i)) = (fd.fp, fd.fid.header_index()) {
+                    if let Some(slot) = self.header.get_mut(i).filter(|s| **s == 0) {
+                        *slot = n as u8 + 1;
+                    }
+                }
             }
         }
         let limit = out.len();
@@ -833,10 +949,10 @@ impl Rebuilder<'_, '_, '_> {
     fn decode(
         &self,
         entry: usize,
-        fd: &FieldDesc,
+        fd: &'a FieldDesc,
         r: &mut BitReader<'_>,
         cfg: &Config,
-    ) -> Result<Decoded, DecompressError> {
+    ) -> Result<Decoded<'a>, DecompressError> {
         let id = self.rule.id;
         let trunc = |e: BitError| match e {
             BitError::Truncated {
@@ -891,7 +1007,8 @@ impl Rebuilder<'_, '_, '_> {
                     FieldLength::Variable => r.read_size_prefix().map_err(trunc)? * 8,
                     FieldLength::TokenLength => token_bits()?,
                 };
-                (Val::Input(r.skip(bits).map_err(trunc)?), bits)
+                let off = r.skip(bits).map_err(trunc)?;
+                (Val::Input(self.offset(entry, fd, off)?), bits)
             }
             Cda::MappingSent => {
                 let count = self.set.tv_count(fd);
@@ -913,7 +1030,8 @@ impl Rebuilder<'_, '_, '_> {
                     FieldLength::Variable => tv_len(i),
                     FieldLength::TokenLength => token_bits()?,
                 };
-                (Val::Tv(i), bits)
+                // Below the count of target values, a u16.
+                (Val::Tv(i as u16), bits)
             }
             Cda::Lsb => {
                 let MatchingOperator::Msb(x) = fd.mo else {
@@ -946,26 +1064,27 @@ impl Rebuilder<'_, '_, '_> {
                     return Err(self.bad(entry, fd.fid, "target value shorter than MSB"));
                 }
                 let off = r.skip(rest).map_err(trunc)?;
-                (Val::Lsb { off, x }, bits)
+                let off = self.offset(entry, fd, off)?;
+                // `x` came from a u16.
+                (Val::Lsb { off, x: x as u16 }, bits)
             }
             Cda::Compute => (Val::Compute, fixed(fd.fl).unwrap_or(16)),
             Cda::DevIid | Cda::AppIid => {
-                let iid = if fd.cda == Cda::DevIid {
-                    cfg.dev_iid
-                } else {
-                    cfg.app_iid
-                };
-                let iid = iid.ok_or(DecompressError::MissingIid {
-                    rule: id,
-                    entry,
-                    fid: fd.fid,
-                })?;
-                (Val::Iid(iid), 64)
+                let dev = fd.cda == Cda::DevIid;
+                let iid = if dev { cfg.dev_iid } else { cfg.app_iid };
+                if iid.is_none() {
+                    return Err(DecompressError::MissingIid {
+                        rule: id,
+                        entry,
+                        fid: fd.fid,
+                    });
+                }
+                (Val::Iid(dev), 64)
             }
         };
         // The target value the field is rebuilt from must exist (unchecked sets) and fit.
         let used = match val {
-            Val::Tv(i) => Some(i),
+            Val::Tv(i) => Some(usize::from(i)),
             Val::Lsb { .. } => Some(0),
             _ => None,
         };
@@ -986,47 +1105,63 @@ impl Rebuilder<'_, '_, '_> {
             }
         }
         Ok(Decoded {
-            entry,
-            fd: *fd,
+            fd,
             val,
-            bits,
+            bits: u32::try_from(bits).map_err(|_| self.bad(entry, fd.fid, "field too long"))?,
+            // Entries are counted by a u16 (`Span::len`).
+            entry: entry as u16,
         })
+    }
+
+    /// A bit offset of the SCHC packet, as kept in a [`Val`].
+    fn offset(&self, entry: usize, fd: &FieldDesc, off: usize) -> Result<u32, DecompressError> {
+        u32::try_from(off).map_err(|_| self.bad(entry, fd.fid, "SCHC packet too long"))
     }
 
     /// The value of a decoded field of at most 64 bits.
     fn numeric(&self, d: &Decoded) -> Result<u64, DecompressError> {
         if d.bits > 64 {
-            return Err(self.bad(d.entry, d.fd.fid, "field wider than 64 bits"));
+            return Err(self.bad(d.entry(), d.fd.fid, "field wider than 64 bits"));
         }
         let mut buf = [0u8; 8];
         let mut w = BitWriter::new(&mut buf);
         self.emit_value(d, &mut w)
-            .map_err(|_| self.bad(d.entry, d.fd.fid, "field cannot be rebuilt"))?;
-        Ok(get_bits(&buf, 0, d.bits as u32))
+            .map_err(|_| self.bad(d.entry(), d.fd.fid, "field cannot be rebuilt"))?;
+        Ok(get_bits(&buf, 0, d.bits))
     }
 
     fn emit_value(&self, d: &Decoded, w: &mut BitWriter<'_>) -> Result<(), BitError> {
-        let tv = |i| self.set.tv(&d.fd, i).unwrap_or(&[]);
+        let tv = |i| self.set.tv(d.fd, i).unwrap_or(&[]);
+        let bits = d.bits as usize;
+        let var = d.fd.fl == FieldLength::Variable;
+        // Fields of up to 64 bits are one read and one write; the low 64 bits of a target
+        // value are what a field that narrow takes of it.
+        let narrow = d.bits <= 64;
         match d.val {
-            Val::Input(off) => w.copy_bits(self.input, off, d.bits),
-            Val::Tv(i) => {
-                if d.fd.fl == FieldLength::Variable {
-                    w.write_bytes(tv(i))
-                } else {
-                    write_right_aligned(w, tv(i), d.bits, d.bits)
-                }
+            Val::Input(off) if narrow => {
+                w.write(get_bits(self.input, off as usize, d.bits), d.bits)
             }
+            Val::Input(off) => w.copy_bits(self.input, off as usize, bits),
+            Val::Tv(i) if var => w.write_bytes(tv(usize::from(i))),
+            Val::Tv(i) if narrow => w.write(tv_u64(tv(usize::from(i))), d.bits),
+            Val::Tv(i) => write_right_aligned(w, tv(usize::from(i)), bits, bits),
             Val::Lsb { off, x } => {
-                if d.fd.fl == FieldLength::Variable {
+                let x = usize::from(x);
+                if var {
                     w.write_bytes(tv(0).get(..x / 8).unwrap_or(&[]))?;
+                } else if narrow && x > 0 {
+                    w.write(tv_u64(tv(0)) >> (bits - x), x as u32)?;
                 } else {
-                    write_right_aligned(w, tv(0), d.bits, x)?;
+                    write_right_aligned(w, tv(0), bits, x)?;
                 }
-                w.copy_bits(self.input, off, d.bits - x)
+                w.copy_bits(self.input, off as usize, bits - x)
             }
-            Val::Iid(b) => w.write_bytes(&b),
+            Val::Iid(dev) => {
+                let iid = if dev { self.iids.0 } else { self.iids.1 };
+                w.write_bytes(&iid.unwrap_or_default())
+            }
             Val::Compute => {
-                let mut left = d.bits;
+                let mut left = bits;
                 while left > 0 {
                     let take = left.min(64);
                     w.write(0, take as u32)?;
@@ -1037,23 +1172,29 @@ impl Rebuilder<'_, '_, '_> {
         }
     }
 
-    fn find(&self, fid: Fid, fp: u8) -> Result<&Decoded, DecompressError> {
-        self.decoded
-            .iter()
-            .find(|d| d.fd.fid == fid && d.fd.fp == fp)
-            .ok_or(DecompressError::MissingField {
-                rule: self.rule.id,
-                fid,
-                fp,
-            })
+    fn find(&self, fid: Fid, fp: u8) -> Result<&Decoded<'a>, DecompressError> {
+        let found = match (fp, fid.header_index()) {
+            (1, Some(i)) => self
+                .header
+                .get(i)
+                .and_then(|&n| self.decoded.get(usize::from(n).checked_sub(1)?)),
+            _ => self
+                .decoded
+                .iter()
+                .find(|d| d.fd.fid == fid && d.fd.fp == fp),
+        };
+        found.ok_or(DecompressError::MissingField {
+            rule: self.rule.id,
+            fid,
+            fp,
+        })
     }
 
     fn emit_header(&self, fid: Fid, w: &mut BitWriter<'_>) -> Result<(), DecompressError> {
         let d = self.find(fid, 1)?;
-        let limit = w.position() / 8 + w.remaining() / 8;
         self.emit_value(d, w).map_err(|_| DecompressError::TooLong {
             rule: self.rule.id,
-            limit,
+            limit: w.position() / 8 + w.remaining() / 8,
         })
     }
 
@@ -1074,9 +1215,9 @@ impl Rebuilder<'_, '_, '_> {
         let tkl = self.numeric(tkl_entry)? as usize;
         match self.find(Fid::CoapToken, 1) {
             Ok(token) => {
-                if token.bits != tkl * 8 || tkl > 8 {
+                if token.bits as usize != tkl * 8 || tkl > 8 {
                     return Err(self.bad(
-                        token.entry,
+                        token.entry(),
                         Fid::CoapToken,
                         "token length differs from TKL",
                     ));
@@ -1111,9 +1252,9 @@ impl Rebuilder<'_, '_, '_> {
                 continue;
             };
             if d.bits % 8 != 0 {
-                return Err(self.bad(d.entry, d.fd.fid, "option value is not whole bytes"));
+                return Err(self.bad(d.entry(), d.fd.fid, "option value is not whole bytes"));
             }
-            let len = d.bits / 8;
+            let len = d.bits as usize / 8;
             let delta = usize::from(number - prev);
             prev = number;
             let nibble = |v: usize| match v {
@@ -1124,7 +1265,7 @@ impl Rebuilder<'_, '_, '_> {
             let (dn, dx, dxl) = nibble(delta);
             let (ln, lx, lxl) = nibble(len);
             if len > 65535 + 269 {
-                return Err(self.bad(d.entry, d.fd.fid, "option value too long for CoAP"));
+                return Err(self.bad(d.entry(), d.fd.fid, "option value too long for CoAP"));
             }
             w.write((dn << 4) | ln, 8).map_err(too_long)?;
             w.write(dx, dxl).map_err(too_long)?;
@@ -1145,11 +1286,7 @@ impl Rebuilder<'_, '_, '_> {
         udp_start: usize,
     ) -> Result<(), DecompressError> {
         let id = self.rule.id;
-        let computed = |fid| {
-            self.decoded
-                .iter()
-                .any(|d| d.fd.fid == fid && matches!(d.val, Val::Compute))
-        };
+        let computed = |fid| self.computed & computed_bit(fid) != 0;
         let put = |out: &mut [u8], at: usize, v: u16| {
             if let Some(s) = out.get_mut(at..at + 2) {
                 s.copy_from_slice(&v.to_be_bytes());

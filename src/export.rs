@@ -12,8 +12,11 @@
 //! [`RuleSet::new_unchecked`]: crate::rule::RuleSet::new_unchecked
 
 use core::fmt::{self, Write};
+use std::format;
 use std::string::String;
+use std::vec::Vec;
 
+use crate::rule::index::RuleIndexBuf;
 use crate::rule::{FieldDesc, FragParams, Nature, Rule, RuleSet, RuleSetBuf, Timer, ValueRef};
 
 /// The path every generated type is named by.
@@ -36,7 +39,7 @@ const POOL_PER_LINE: usize = 16;
 pub fn to_rust(set: &RuleSetBuf) -> String {
     let mut out = String::new();
     // Writing into a `String` cannot fail.
-    let _ = write_rust(&mut out, &set.as_set());
+    let _ = write_rust(&mut out, &set.as_set(), set.index());
     out
 }
 
@@ -66,7 +69,7 @@ pub fn summary(set: &RuleSet<'_>) -> String {
     )
 }
 
-fn write_rust(out: &mut String, set: &RuleSet<'_>) -> fmt::Result {
+fn write_rust(out: &mut String, set: &RuleSet<'_>, index: Option<&RuleIndexBuf>) -> fmt::Result {
     let (rules, fields, values, pool) = set.tables();
     writeln!(
         out,
@@ -120,12 +123,100 @@ fn write_rust(out: &mut String, set: &RuleSet<'_>) -> fmt::Result {
     }
     close_table(out, pool.len())?;
 
-    writeln!(out, "/// The rule set, for `lpwan_schc::codec`.")?;
+    let Some(ix) = index else {
+        writeln!(out, "/// The rule set, for `lpwan_schc::codec`.")?;
+        writeln!(out, "pub static RULE_SET: {PATH}RuleSet<'static> =")?;
+        return writeln!(
+            out,
+            "    {PATH}RuleSet::new_unchecked(&RULES, &FIELDS, &VALUES, &POOL);"
+        );
+    };
+    write_index(out, ix)?;
+    writeln!(out, "/// The index of the rules.")?;
+    writeln!(
+        out,
+        "static INDEX: {PATH}RuleIndex<'static> = {PATH}RuleIndex {{"
+    )?;
+    for (field, table) in [
+        ("ids", "INDEX_IDS"),
+        ("keys", "INDEX_KEYS"),
+        ("groups", "INDEX_GROUPS"),
+        ("entries", "INDEX_ENTRIES"),
+    ] {
+        writeln!(out, "    {field}: &{table},")?;
+    }
+    writeln!(out, "}};")?;
+    writeln!(out)?;
+    writeln!(
+        out,
+        "/// The rule set with its index, for `lpwan_schc::codec`."
+    )?;
     writeln!(out, "pub static RULE_SET: {PATH}RuleSet<'static> =")?;
     writeln!(
         out,
-        "    {PATH}RuleSet::new_unchecked(&RULES, &FIELDS, &VALUES, &POOL);"
+        "    {PATH}RuleSet::new_unchecked(&RULES, &FIELDS, &VALUES, &POOL).with_index(INDEX);"
     )
+}
+
+/// The index tables (`lpwan_schc::rule::index`), as [`RuleIndexBuf::build`] made them.
+fn write_index(out: &mut String, ix: &RuleIndexBuf) -> fmt::Result {
+    const IX: &str = "lpwan_schc::rule::index::";
+    writeln!(out, "/// The rules by left-aligned rule ID.")?;
+    open_table(
+        out,
+        "INDEX_IDS",
+        "lpwan_schc::rule::index::IdEntry",
+        ix.ids.len(),
+    )?;
+    for e in &ix.ids {
+        writeln!(out, "    {IX}IdEntry {{")?;
+        writeln!(out, "        left: {:#010x},", e.left)?;
+        writeln!(out, "        rule: {},", e.rule)?;
+        writeln!(out, "    }},")?;
+    }
+    close_table(out, ix.ids.len())?;
+    writeln!(out, "/// The fields the compression index keys on.")?;
+    open_table(
+        out,
+        "INDEX_KEYS",
+        "lpwan_schc::rule::index::KeyField",
+        ix.keys.len(),
+    )?;
+    for k in &ix.keys {
+        writeln!(out, "    {IX}KeyField {{")?;
+        writeln!(out, "        fid: {PATH}Fid::{:?},", k.fid)?;
+        writeln!(out, "        fp: {},", k.fp)?;
+        writeln!(out, "    }},")?;
+    }
+    close_table(out, ix.keys.len())?;
+    writeln!(out, "/// The groups of key fields rules pin, by direction.")?;
+    // As rustfmt lays out short numbers: one line if it fits, else 12 to a line.
+    let groups: Vec<String> = ix.groups.iter().map(|g| format!("{g:#06x}")).collect();
+    let head = format!("static INDEX_GROUPS: [u16; {}] = [", groups.len());
+    if head.len() + groups.len() * 8 < 100 {
+        writeln!(out, "{head}{}];", groups.join(", "))?;
+        writeln!(out)?;
+    } else {
+        writeln!(out, "{head}")?;
+        for line in groups.chunks(12) {
+            writeln!(out, "    {},", line.join(", "))?;
+        }
+        close_table(out, groups.len())?;
+    }
+    writeln!(out, "/// The rules by hash of their key values.")?;
+    open_table(
+        out,
+        "INDEX_ENTRIES",
+        "lpwan_schc::rule::index::KeyEntry",
+        ix.entries.len(),
+    )?;
+    for e in &ix.entries {
+        writeln!(out, "    {IX}KeyEntry {{")?;
+        writeln!(out, "        hash: {:#010x},", e.hash)?;
+        writeln!(out, "        rule: {},", e.rule)?;
+        writeln!(out, "    }},")?;
+    }
+    close_table(out, ix.entries.len())
 }
 
 /// `static NAME: [TYPE; len] = [`, or the whole empty table (`= [];`) when `len` is 0.
@@ -340,6 +431,23 @@ mod tests {
             assert!(src.contains(needle), "missing {needle:?} in:\n{src}");
         }
         assert!(!src.contains("alloc") && !src.contains("vec!"));
+    }
+
+    #[test]
+    fn an_indexed_set_brings_its_index() {
+        let mut set = sample();
+        set.build_index().unwrap();
+        let src = to_rust(&set);
+        for needle in [
+            "static INDEX_IDS: [lpwan_schc::rule::index::IdEntry; 3] = [",
+            "static INDEX_KEYS: [lpwan_schc::rule::index::KeyField; 0] = [];",
+            "static INDEX_GROUPS: [u16; 2] = [0x0000, 0x0100];\n",
+            "static INDEX_ENTRIES: [lpwan_schc::rule::index::KeyEntry; 2] = [",
+            "    entries: &INDEX_ENTRIES,\n};\n",
+            "RuleSet::new_unchecked(&RULES, &FIELDS, &VALUES, &POOL).with_index(INDEX);\n",
+        ] {
+            assert!(src.contains(needle), "missing {needle:?} in:\n{src}");
+        }
     }
 
     #[test]

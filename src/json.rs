@@ -506,7 +506,7 @@ pub fn from_str(s: &str) -> Result<RuleSetBuf, JsonError> {
 }
 
 /// Builds a rule set from an RFC 9363 JSON document (`{"ietf-schc:schc": {"rule": [...]}}`)
-/// and validates it with [`RuleSetBuf::validate`].
+/// and validates and indexes it with [`RuleSetBuf::build_index`].
 ///
 /// Rules keep their array order, and entries their order within a rule (the rule order of
 /// RFC 8724). Defaults for absent leaves:
@@ -555,7 +555,7 @@ pub fn from_value(v: &Value) -> Result<RuleSetBuf, JsonError> {
             read_rule(&mut set, index, rule)?;
         }
     }
-    set.validate()?;
+    set.build_index()?;
     Ok(set)
 }
 

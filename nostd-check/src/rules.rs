@@ -237,6 +237,44 @@ static POOL: [u8; 53] = [
     0x30, 0x74, 0x65, 0x6d, 0x70,
 ];
 
-/// The rule set, for `lpwan_schc::codec`.
+/// The rules by left-aligned rule ID.
+static INDEX_IDS: [lpwan_schc::rule::index::IdEntry; 2] = [
+    lpwan_schc::rule::index::IdEntry {
+        left: 0x00000000,
+        rule: 1,
+    },
+    lpwan_schc::rule::index::IdEntry {
+        left: 0x01000000,
+        rule: 0,
+    },
+];
+
+/// The fields the compression index keys on.
+static INDEX_KEYS: [lpwan_schc::rule::index::KeyField; 0] = [];
+
+/// The groups of key fields rules pin, by direction.
+static INDEX_GROUPS: [u16; 2] = [0x0000, 0x0100];
+
+/// The rules by hash of their key values.
+static INDEX_ENTRIES: [lpwan_schc::rule::index::KeyEntry; 2] = [
+    lpwan_schc::rule::index::KeyEntry {
+        hash: 0x1c77a22d,
+        rule: 0,
+    },
+    lpwan_schc::rule::index::KeyEntry {
+        hash: 0xe17d05ac,
+        rule: 0,
+    },
+];
+
+/// The index of the rules.
+static INDEX: lpwan_schc::rule::RuleIndex<'static> = lpwan_schc::rule::RuleIndex {
+    ids: &INDEX_IDS,
+    keys: &INDEX_KEYS,
+    groups: &INDEX_GROUPS,
+    entries: &INDEX_ENTRIES,
+};
+
+/// The rule set with its index, for `lpwan_schc::codec`.
 pub static RULE_SET: lpwan_schc::rule::RuleSet<'static> =
-    lpwan_schc::rule::RuleSet::new_unchecked(&RULES, &FIELDS, &VALUES, &POOL);
+    lpwan_schc::rule::RuleSet::new_unchecked(&RULES, &FIELDS, &VALUES, &POOL).with_index(INDEX);

@@ -761,9 +761,9 @@ impl<P: AsRef<[u8]>> Sender<P> {
             self.w_field(first / ws),
             self.fcn_of(first),
         )?;
-        for i in first..end {
-            w.copy_bits(self.packet.as_ref(), self.tile_offset(i), self.tile_len(i))?;
-        }
+        // Tiles lie end to end in the packet: one copy for the run.
+        let payload = used - self.l.header_bits();
+        w.copy_bits(self.packet.as_ref(), self.tile_offset(first), payload)?;
         w.pad_to(self.l.l2() as u32)?;
         for i in first..end {
             self.clear(i);

@@ -11,11 +11,13 @@
 
 mod fid;
 mod frag;
+pub mod index;
 #[cfg(feature = "alloc")]
 mod owned;
 
 pub use fid::{Fid, Layer, COAP_OPTION_NAMES, HEADER_FIELDS};
 pub use frag::{AckBehavior, BitmapFormat, FragMode, FragParams, RcsAlgorithm, TileInAll1, Timer};
+pub use index::RuleIndex;
 #[cfg(feature = "alloc")]
 pub use owned::{FieldSpec, RuleSetBuf};
 
@@ -324,6 +326,10 @@ pub enum RuleError {
     /// More than one no-compression rule.
     #[error("rules {0} and {1} are both no-compression rules")]
     TwoNoCompression(RuleId, RuleId),
+    /// The index attached with [`RuleSet::with_index`] does not agree with the rules (the
+    /// rule named, or `0/0` for the tables' shape): regenerate it.
+    #[error("the rule index does not agree with the rules at rule {0}: regenerate it")]
+    BadIndex(RuleId),
 }
 
 /// The most entries a compression rule may have: far more than the fields a packet can carry in
@@ -339,6 +345,7 @@ pub struct RuleSet<'a> {
     values: &'a [ValueRef],
     pool: &'a [u8],
     checked: bool,
+    index: Option<RuleIndex<'a>>,
 }
 
 impl<'a> RuleSet<'a> {
@@ -369,7 +376,32 @@ impl<'a> RuleSet<'a> {
             values,
             pool,
             checked: false,
+            index: None,
         }
+    }
+
+    /// This set with an index ([`index`]): compression then matches only the rules that can
+    /// match and decompression finds the rule ID by binary search. The index must come from
+    /// the same tables ([`index::RuleIndexBuf::build`], or the tables `schc rules export-rust`
+    /// writes); [`RuleSet::validate`] checks that it does. Without one, every rule is tried.
+    pub const fn with_index(mut self, index: RuleIndex<'a>) -> Self {
+        self.index = Some(index);
+        self.checked = false;
+        self
+    }
+
+    /// This set, validated ([`RuleSet::validate`]) and marked so; for static tables with an
+    /// index: `RuleSet::new_unchecked(..).with_index(..).into_validated()`.
+    pub fn into_validated(mut self) -> Result<Self, RuleError> {
+        self.validate()?;
+        self.checked = true;
+        Ok(self)
+    }
+
+    /// The index, if one is attached.
+    #[inline]
+    pub fn index(&self) -> Option<&RuleIndex<'a>> {
+        self.index.as_ref()
     }
 
     /// Whether the set is known to pass [`RuleSet::validate`] (built by [`RuleSet::new`], or
@@ -428,8 +460,18 @@ impl<'a> RuleSet<'a> {
         self.rules.iter().find(|r| r.id == id)
     }
 
-    /// The rule whose ID is a prefix of `data` (read MSB first), if any.
+    /// The rule whose ID is a prefix of the first `bit_len` bits of `data` (read MSB first),
+    /// if any: the first in set order, or through the index when there is one (the set is then
+    /// prefix-free, and there is at most one).
     pub fn lookup_prefix(&self, data: &[u8], bit_len: usize) -> Option<&'a Rule> {
+        match &self.index {
+            Some(ix) => self.lookup_indexed(ix.ids, data, bit_len),
+            None => self.lookup_linear(data, bit_len),
+        }
+    }
+
+    /// [`RuleSet::lookup_prefix`] by trying every rule in set order.
+    pub(crate) fn lookup_linear(&self, data: &[u8], bit_len: usize) -> Option<&'a Rule> {
         self.rules.iter().find(|r| {
             let len = r.id.length as usize;
             len <= bit_len
@@ -448,7 +490,8 @@ impl<'a> RuleSet<'a> {
     /// parameters. The error names the rule (and entry) at fault.
     pub fn validate(&self) -> Result<(), RuleError> {
         self.validate_ids_pairwise()?;
-        self.validate_rules()
+        self.validate_rules()?;
+        self.validate_index()
     }
 
     /// Well-formed, prefix-free rule IDs, by comparing every pair: no allocation, for the few
@@ -625,6 +668,7 @@ impl<'a> RuleSet<'a> {
 }
 
 /// Whether `tv`, read as a big-endian unsigned number, fits in `bits` bits.
+#[inline]
 pub(crate) fn fits_right_aligned(tv: &[u8], bits: usize) -> bool {
     let total = tv.len() * 8;
     if total <= bits {

@@ -4,6 +4,7 @@
 use alloc::vec::Vec;
 use core::sync::atomic::{AtomicBool, Ordering};
 
+use super::index::RuleIndexBuf;
 use super::{
     Cda, DirectionIndicator, Fid, FieldDesc, FieldLength, FragParams, MatchingOperator, Nature,
     Rule, RuleError, RuleId, RuleSet, Span, ValueRef,
@@ -38,6 +39,8 @@ pub struct RuleSetBuf {
     /// Whether [`RuleSetBuf::validate`] passed since the last change.
     /// (Atomic so that a gateway can share a set between threads.)
     validated: AtomicBool,
+    /// The index [`RuleSetBuf::build_index`] made, until the next change.
+    index: Option<RuleIndexBuf>,
 }
 
 impl Clone for RuleSetBuf {
@@ -48,6 +51,7 @@ impl Clone for RuleSetBuf {
             values: self.values.clone(),
             pool: self.pool.clone(),
             validated: AtomicBool::new(self.validated.load(Ordering::Relaxed)),
+            index: self.index.clone(),
         }
     }
 }
@@ -108,7 +112,7 @@ impl RuleSetBuf {
             id,
             nature: Nature::Compression(Span::new(start, len)),
         });
-        self.validated.store(false, Ordering::Relaxed);
+        self.changed();
         Ok(())
     }
 
@@ -118,7 +122,7 @@ impl RuleSetBuf {
             id,
             nature: Nature::NoCompression,
         });
-        self.validated.store(false, Ordering::Relaxed);
+        self.changed();
     }
 
     /// Appends a fragmentation rule.
@@ -127,17 +131,44 @@ impl RuleSetBuf {
             id,
             nature: Nature::Fragmentation(params),
         });
-        self.validated.store(false, Ordering::Relaxed);
+        self.changed();
     }
 
-    /// The borrowed view the codec works on. Call [`RuleSetBuf::validate`] once after building.
+    /// Forgets the validation and the index: the tables changed.
+    fn changed(&mut self) {
+        self.validated.store(false, Ordering::Relaxed);
+        self.index = None;
+    }
+
+    /// The borrowed view the codec works on, with the index if [`RuleSetBuf::build_index`] made
+    /// one since the last change. Call [`RuleSetBuf::validate`] (or `build_index`) once after
+    /// building.
     pub fn as_set(&self) -> RuleSet<'_> {
-        let set = RuleSet::new_unchecked(&self.rules, &self.fields, &self.values, &self.pool);
+        let mut set = RuleSet::new_unchecked(&self.rules, &self.fields, &self.values, &self.pool);
+        if let Some(ix) = &self.index {
+            set = set.with_index(ix.as_index());
+        }
         if self.validated.load(Ordering::Relaxed) {
             set.assume_validated()
         } else {
             set
         }
+    }
+
+    /// Validates the set ([`RuleSetBuf::validate`]) and builds its index
+    /// ([`RuleIndexBuf::build`]), kept until the next change: compression then tries only the
+    /// rules that can match and decompression finds rule IDs by binary search, whatever the
+    /// number of rules. [`crate::json::from_str`] does it for every set it reads.
+    pub fn build_index(&mut self) -> Result<(), RuleError> {
+        self.index = None;
+        self.validate()?;
+        self.index = Some(RuleIndexBuf::build(&self.as_set()));
+        Ok(())
+    }
+
+    /// The index, if [`RuleSetBuf::build_index`] made one since the last change.
+    pub fn index(&self) -> Option<&RuleIndexBuf> {
+        self.index.as_ref()
     }
 
     /// Validates the whole set (see [`RuleSet::validate`]).

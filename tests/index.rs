@@ -1,0 +1,222 @@
+//! The rule index changes nothing but speed: compression and decompression through an indexed
+//! set give exactly what the linear scan gives, on real traffic and on sets where several
+//! rules match; a static index that disagrees with its rules is refused by validation.
+
+mod common;
+
+use lpwan_schc::capture::{network_packet, CaptureReader};
+use lpwan_schc::codec::{compress, decompress, Config};
+use lpwan_schc::json;
+use lpwan_schc::rule::index::{left_aligned_id, IdEntry, RuleIndex, RuleIndexBuf};
+use lpwan_schc::rule::{Direction, Fid, FieldSpec, RuleError, RuleId, RuleSet, RuleSetBuf};
+
+use common::{hex, root};
+
+/// An indexed and a linear (validated, no index) copy of a rule file.
+fn both(file: &str) -> (RuleSetBuf, RuleSetBuf) {
+    let text = std::fs::read_to_string(root().join(file)).expect("rule file");
+    let indexed = json::from_str(&text).expect("rules load");
+    assert!(indexed.index().is_some(), "json::from_str indexes");
+    let mut linear = RuleSetBuf::new();
+    for rule in indexed.as_set().rules() {
+        match rule.nature {
+            lpwan_schc::rule::Nature::Compression(_) => linear
+                .push_compression(rule.id, &indexed.field_specs(rule))
+                .unwrap(),
+            lpwan_schc::rule::Nature::NoCompression => linear.push_no_compression(rule.id),
+            lpwan_schc::rule::Nature::Fragmentation(p) => linear.push_fragmentation(rule.id, p),
+        }
+    }
+    linear.validate().unwrap();
+    assert!(linear.as_set().index().is_none());
+    (indexed, linear)
+}
+
+/// Compresses and decompresses `packet` both ways with both sets; the results must be equal.
+fn same(indexed: &RuleSet<'_>, linear: &RuleSet<'_>, packet: &[u8], what: &str) -> usize {
+    let cfg = Config::default();
+    let mut compressed = 0;
+    for dir in [Direction::Up, Direction::Down] {
+        let (mut a, mut b) = ([0u8; 1400], [0u8; 1400]);
+        let ra = compress(indexed, packet, dir, &cfg, &mut a);
+        let rb = compress(linear, packet, dir, &cfg, &mut b);
+        assert_eq!(ra, rb, "{what} {dir:?}: compression result");
+        if let Ok(c) = ra {
+            assert_eq!(a[..c.len], b[..c.len], "{what} {dir:?}: SCHC bytes");
+            let (mut x, mut y) = ([0u8; 1400], [0u8; 1400]);
+            let da = decompress(indexed, &a[..c.len], dir, &cfg, &mut x);
+            let db = decompress(linear, &a[..c.len], dir, &cfg, &mut y);
+            assert_eq!(da, db, "{what} {dir:?}: decompression result");
+            if let Ok(d) = da {
+                assert_eq!(x[..d.len], y[..d.len]);
+            }
+            compressed += usize::from(c.rule_id.length > 0);
+        }
+    }
+    compressed
+}
+
+#[test]
+fn indexed_sets_agree_with_the_linear_scan_on_the_leshan_capture() {
+    for file in ["rules/leshan-learned.json", "rules/leshan-microschc.json"] {
+        let (indexed, linear) = both(file);
+        let (ix, lin) = (indexed.as_set(), linear.as_set());
+        assert!(
+            !indexed.index().unwrap().keys.is_empty(),
+            "{file}: keys chosen"
+        );
+        let mut reader =
+            CaptureReader::open(root().join("captures/leshan-thermostat-readings.pcapng")).unwrap();
+        let (mut frames, mut compressed) = (0, 0);
+        while let Some(frame) = reader.next_frame().unwrap() {
+            if let Ok(packet) = network_packet(frame.link_type, frame.data) {
+                compressed += same(&ix, &lin, packet, file);
+                frames += 1;
+            }
+            if frames == 1500 {
+                break;
+            }
+        }
+        assert_eq!(frames, 1500);
+        // Each packet compresses with a rule in one direction at least.
+        assert!(compressed >= frames, "{file}: {compressed} compressed");
+        // Every rule's ID, and garbage, look up the same.
+        for rule in ix.rules() {
+            let head = (u64::from(rule.id.value) << (64 - u32::from(rule.id.length))).to_be_bytes();
+            for bits in [usize::from(rule.id.length), 64] {
+                assert_eq!(
+                    ix.lookup_prefix(&head, bits),
+                    lin.lookup_prefix(&head, bits)
+                );
+            }
+        }
+        for b in 0..=255u8 {
+            let data = [b, b.wrapping_mul(7), 0x55];
+            for bits in [0, 1, 3, 5, 8, 13, 24] {
+                assert_eq!(
+                    ix.lookup_prefix(&data, bits),
+                    lin.lookup_prefix(&data, bits)
+                );
+            }
+        }
+    }
+}
+
+const ANCHOR: &str = "600000000017114020010db8000a0000000000000000000320010db8000a00000000000000000020d10016330017d71e41011234abb474656d70ff01020304";
+
+#[test]
+fn first_and_shortest_matching_rule_still_wins_with_decoys() {
+    let anchor = json::from_str(include_str!("../rules/anchor.json")).unwrap();
+    let rule = *anchor.as_set().get(RuleId::new(1, 8)).unwrap();
+    let specs = anchor.field_specs(&rule);
+    let with_port = |port: u16| -> Vec<FieldSpec> {
+        let mut s = specs.clone();
+        let e = s.iter_mut().find(|e| e.fid == Fid::UdpAppPort).unwrap();
+        e.tv = vec![port.to_be_bytes().to_vec()];
+        s
+    };
+    let with_uri = |uri: &str| -> Vec<FieldSpec> {
+        let mut s = specs.clone();
+        let e = s.iter_mut().find(|e| e.fid == Fid::CoapOption(11)).unwrap();
+        e.tv = vec![uri.as_bytes().to_vec()];
+        s
+    };
+    let packet = hex(ANCHOR);
+    let mut set = RuleSetBuf::new();
+    for i in 0..200u32 {
+        set.push_compression(RuleId::new(0x400 + i, 12), &with_port(0x2000 + i as u16))
+            .unwrap();
+        set.push_compression(RuleId::new(0x600 + i, 12), &with_uri(&format!("u{i}")))
+            .unwrap();
+    }
+    // Three rules match: two of 12 bits, identical but for the ID, and one of 16 bits.
+    set.push_compression(RuleId::new(0xF000, 16), &specs)
+        .unwrap();
+    set.push_compression(RuleId::new(0x7F0, 12), &specs)
+        .unwrap();
+    set.push_compression(RuleId::new(0x7F1, 12), &specs)
+        .unwrap();
+    set.push_no_compression(RuleId::new(0xFF, 8));
+    set.validate().unwrap();
+    let linear = set.as_set();
+    let mut indexed = set.clone();
+    indexed.build_index().unwrap();
+    let ix = indexed.index().unwrap();
+    assert!(ix.keys.iter().any(|k| k.fid == Fid::UdpAppPort));
+    assert!(ix.keys.iter().any(|k| k.fid == Fid::CoapOption(11)));
+    let mut out = [0u8; 64];
+    let c = compress(
+        &indexed.as_set(),
+        &packet,
+        Direction::Up,
+        &Config::default(),
+        &mut out,
+    )
+    .unwrap();
+    assert_eq!(
+        c.rule_id,
+        RuleId::new(0x7F0, 12),
+        "the first of the shortest"
+    );
+    same(&indexed.as_set(), &linear, &packet, "decoys");
+    // A packet no rule matches goes to the no-compression rule both ways.
+    let mut other = packet.clone();
+    other[43] ^= 1; // the application port
+    let c = compress(
+        &indexed.as_set(),
+        &other,
+        Direction::Up,
+        &Config::default(),
+        &mut out,
+    )
+    .unwrap();
+    assert_eq!(c.rule_id, RuleId::new(0xFF, 8));
+    same(&indexed.as_set(), &linear, &other, "no match");
+}
+
+#[test]
+fn a_static_index_that_disagrees_with_its_rules_is_refused() {
+    let mut buf = json::from_str(include_str!("../rules/leshan-learned.json")).unwrap();
+    buf.build_index().unwrap();
+    let ix = buf.index().unwrap().clone();
+    let (rules, fields, values, pool) = buf.as_set().tables();
+    let ok = RuleSet::new_unchecked(rules, fields, values, pool).with_index(ix.as_index());
+    assert!(!ok.is_validated());
+    let ok = ok.into_validated().expect("the built index agrees");
+    assert!(ok.is_validated());
+
+    // A compression entry dropped, an ID entry pointing elsewhere, unsorted IDs.
+    let mut entries = ix.entries.clone();
+    entries.remove(3);
+    let dropped = RuleIndex {
+        entries: &entries,
+        ..ix.as_index()
+    };
+    let set = RuleSet::new_unchecked(rules, fields, values, pool).with_index(dropped);
+    assert!(matches!(set.validate(), Err(RuleError::BadIndex(_))));
+
+    let mut ids = ix.ids.clone();
+    ids[0].rule = ids[1].rule;
+    let moved = RuleIndex {
+        ids: &ids,
+        ..ix.as_index()
+    };
+    let set = RuleSet::new_unchecked(rules, fields, values, pool).with_index(moved);
+    assert!(matches!(set.validate(), Err(RuleError::BadIndex(_))));
+
+    let mut ids: Vec<IdEntry> = ix.ids.clone();
+    ids.swap(0, 1);
+    let unsorted = RuleIndex {
+        ids: &ids,
+        ..ix.as_index()
+    };
+    let set = RuleSet::new_unchecked(rules, fields, values, pool).with_index(unsorted);
+    assert!(set.validate().is_err());
+
+    // Built again from the same tables, the index is the same.
+    assert_eq!(RuleIndexBuf::build(&buf.as_set()), ix);
+    assert_eq!(left_aligned_id(RuleId::new(1, 8)), 0x0100_0000);
+    // A change to the tables drops the index.
+    buf.push_no_compression(RuleId::new(0xFFFF_FFFF, 32));
+    assert!(buf.index().is_none() && buf.as_set().index().is_none());
+}
