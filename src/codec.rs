@@ -487,7 +487,7 @@ pub fn udp_checksum(pkt: &[u8]) -> u16 {
         let mut words = bytes.chunks_exact(4);
         let mut sum = words
             .by_ref()
-            .map(|w| u64::from(u32::from_be_bytes([w[0], w[1], w[2], w[3]])))
+            .map(|w| u64::from(<[u8; 4]>::try_from(w).map_or(0, u32::from_be_bytes)))
             .sum::<u64>();
         let mut pair = [0u8; 4];
         for (p, b) in pair.iter_mut().zip(words.remainder()) {
@@ -498,7 +498,8 @@ pub fn udp_checksum(pkt: &[u8]) -> u16 {
     }
     let udp_len = pkt
         .get(44..46)
-        .map_or(0, |b| u16::from_be_bytes([b[0], b[1]]));
+        .and_then(|b| <[u8; 2]>::try_from(b).ok())
+        .map_or(0, u16::from_be_bytes);
     // Pseudo-header addresses, UDP length and next header 17, the UDP header up to the
     // checksum, then everything after the checksum.
     let mut sum = add(pkt.get(8..40).unwrap_or(&[])) + u64::from(udp_len) + 17;

@@ -86,6 +86,10 @@ pub mod bits;
     deny(clippy::indexing_slicing, clippy::unwrap_used, clippy::expect_used)
 )]
 pub mod capture;
+#[cfg_attr(
+    not(test),
+    deny(clippy::indexing_slicing, clippy::unwrap_used, clippy::expect_used)
+)]
 pub mod codec;
 #[cfg(feature = "std")]
 #[cfg_attr(
@@ -120,6 +124,10 @@ pub mod learn;
     deny(clippy::indexing_slicing, clippy::unwrap_used, clippy::expect_used)
 )]
 pub mod network;
+#[cfg_attr(
+    not(test),
+    deny(clippy::indexing_slicing, clippy::unwrap_used, clippy::expect_used)
+)]
 pub mod packet;
 #[cfg(feature = "plot")]
 pub mod plot;
@@ -130,6 +138,10 @@ pub mod plot;
 pub mod profile;
 #[cfg(feature = "std")]
 pub mod ratio;
+#[cfg_attr(
+    not(test),
+    deny(clippy::indexing_slicing, clippy::unwrap_used, clippy::expect_used)
+)]
 pub mod rule;
 #[cfg(feature = "std")]
 pub mod sim;

@@ -124,9 +124,10 @@ impl<'p> Headers<'p> {
             if data.len() < IPV6_HEADER_LEN || data.first().map(|b| b >> 4) != Some(6) {
                 return h;
             }
-            let (src, dst) = match direction {
-                Direction::Up => ((6, 7), (8, 9)),
-                Direction::Down => ((8, 9), (6, 7)),
+            // The device's address is the source uplink, the destination downlink.
+            let (dev, app) = match direction {
+                Direction::Up => (64, 192),
+                Direction::Down => (192, 64),
             };
             let f = &mut h.fields;
             f[0] = FieldRef::new(0, 4);
@@ -135,10 +136,10 @@ impl<'p> Headers<'p> {
             f[3] = FieldRef::new(32, 16);
             f[4] = FieldRef::new(48, 8);
             f[5] = FieldRef::new(56, 8);
-            f[src.0] = FieldRef::new(64, 64);
-            f[src.1] = FieldRef::new(128, 64);
-            f[dst.0] = FieldRef::new(192, 64);
-            f[dst.1] = FieldRef::new(256, 64);
+            f[6] = FieldRef::new(dev, 64);
+            f[7] = FieldRef::new(dev + 64, 64);
+            f[8] = FieldRef::new(app, 64);
+            f[9] = FieldRef::new(app + 64, 64);
             h.depth = Some(Layer::Ipv6);
             if data.get(6) != Some(&17) {
                 return h;
@@ -149,14 +150,15 @@ impl<'p> Headers<'p> {
             if data.len() < next + UDP_HEADER_LEN {
                 return h;
             }
-            let (sport, dport) = match direction {
-                Direction::Up => (10, 11),
-                Direction::Down => (11, 10),
-            };
             let b = (next * 8) as u32;
+            // The device's port is the source uplink, the destination downlink.
+            let (dev, app) = match direction {
+                Direction::Up => (b, b + 16),
+                Direction::Down => (b + 16, b),
+            };
             let f = &mut h.fields;
-            f[sport] = FieldRef::new(b, 16);
-            f[dport] = FieldRef::new(b + 16, 16);
+            f[10] = FieldRef::new(dev, 16);
+            f[11] = FieldRef::new(app, 16);
             f[12] = FieldRef::new(b + 32, 16);
             f[13] = FieldRef::new(b + 48, 16);
             h.udp_start = next;

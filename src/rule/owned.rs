@@ -185,8 +185,12 @@ impl RuleSetBuf {
             let left = u64::from(id.value) << (32 - u32::from(id.length));
             (left, id.length)
         });
-        if let Some(pair) = ids.windows(2).find(|w| w[0].is_prefix_of(w[1])) {
-            return Err(RuleError::NotPrefixFree(pair[0], pair[1]));
+        let clash = ids.windows(2).find_map(|w| match w {
+            [a, b] if a.is_prefix_of(*b) => Some((*a, *b)),
+            _ => None,
+        });
+        if let Some((a, b)) = clash {
+            return Err(RuleError::NotPrefixFree(a, b));
         }
         self.as_set().validate_rules()?;
         self.validated.store(true, Ordering::Relaxed);
