@@ -43,8 +43,11 @@ fn packet(iid: [u8; 8], i: u32) -> Vec<u8> {
     p
 }
 
+/// A device's uplink: its DevEUI, the FPort, the FRMPayload, and the packet it carries.
+type Uplink = (DevEui, u8, Vec<u8>, Vec<u8>);
+
 /// A network side with `devices` contexts and the uplinks of the first 1,024 (or fewer).
-fn setup(devices: u32) -> (Network, Vec<(DevEui, u8, Vec<u8>, Vec<u8>)>) {
+fn setup(devices: u32) -> (Network, Vec<Uplink>) {
     let rules = Arc::new(json::from_str(RULES).expect("rules"));
     let mut net = Network::new(NetworkLimits {
         max_devices: devices as usize,
