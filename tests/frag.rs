@@ -902,27 +902,28 @@ fn malformed_frames_are_errors_not_panics() {
         rx.handle_frame(&[0xa4, 0x30, 1, 2], 0),
         Err(FragError::WrongRule(_))
     ));
+    // The errors say where: W is at bit 8, the FCN at bit 10, what follows at bit 13.
     // FCN 6 and 5 with WINDOW_SIZE 5 (tiles 4..0): outside the window.
     for fcn in [5, 6] {
         assert!(matches!(
             rx.handle_frame(&frame(hdr(0, fcn), &[1, 2]), 0),
-            Err(FragError::Malformed { .. })
+            Err(FragError::Malformed { bit: 10, .. })
         ));
     }
     // An All-1 with a byte after its header: shorter than its 32-bit RCS.
     assert!(matches!(
         rx.handle_frame(&frame(hdr(0, 7), &[0xaa]), 0),
-        Err(FragError::Malformed { .. })
+        Err(FragError::Malformed { bit: 13, .. })
     ));
     // A Sender-Abort whose W is not all ones: RFC 8724 §8.3.4 says to ignore it.
     assert!(matches!(
         rx.handle_frame(&hdr(1, 7), 0),
-        Err(FragError::Malformed { .. })
+        Err(FragError::Malformed { bit: 8, .. })
     ));
     // A regular fragment with no tile.
     assert!(matches!(
         rx.handle_frame(&hdr(0, 3), 0),
-        Err(FragError::Malformed { .. })
+        Err(FragError::Malformed { bit: 13, .. })
     ));
     // A tile beyond the maximum packet size: window 3 starts at tile 15, bit 240 > 88.
     assert!(matches!(
@@ -933,10 +934,11 @@ fn malformed_frames_are_errors_not_panics() {
             ..
         })
     ));
-    // An All-1 whose payload is a tile and an L2 word or more (RFC 8724 §8.4.3.2: an error).
+    // An All-1 whose payload is a tile and an L2 word or more (RFC 8724 §8.4.3.2: an error),
+    // after its 32-bit RCS.
     assert!(matches!(
         rx.handle_frame(&frame(hdr(0, 7), &[0, 0, 0, 0, 1, 2, 3]), 0),
-        Err(FragError::Malformed { .. })
+        Err(FragError::Malformed { bit: 45, .. })
     ));
     // None of that changed anything: the real exchange goes through.
     let pk = packet(10, 10);

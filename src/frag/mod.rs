@@ -43,10 +43,13 @@ pub enum FragError {
     #[error("frame does not carry rule {0}")]
     WrongRule(RuleId),
     /// A frame that cannot be a valid F/R message of this rule.
-    #[error("rule {rule}: malformed frame: {what}")]
+    #[error("rule {rule}: malformed frame at bit {bit}: {what}")]
     Malformed {
         /// The rule.
         rule: RuleId,
+        /// Bit offset in the frame of the field at fault (0 when the fault is in what we were
+        /// asked to write, not in a frame).
+        bit: usize,
         /// What is wrong.
         what: &'static str,
     },

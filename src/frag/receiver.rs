@@ -314,6 +314,13 @@ impl<B: AsRef<[u8]> + AsMut<[u8]>> Receiver<B> {
         }
     }
 
+    /// Bit offset of the FCN in a fragment.
+    fn fcn_at(&self) -> usize {
+        self.l
+            .header_bits()
+            .saturating_sub(usize::from(self.l.params.fcn_bits))
+    }
+
     /// Index of the first tile of a fragment.
     fn first_index(&self, window: usize, fcn: u32) -> Option<usize> {
         let ws = self.ws();
@@ -334,6 +341,7 @@ impl<B: AsRef<[u8]> + AsMut<[u8]>> Receiver<B> {
                 let Some(first) = self.first_index(window, f.fcn) else {
                     return Err(FragError::Malformed {
                         rule: self.l.rule,
+                        bit: self.fcn_at(),
                         what: "FCN outside the window",
                     });
                 };
@@ -378,6 +386,7 @@ impl<B: AsRef<[u8]> + AsMut<[u8]>> Receiver<B> {
                     if self.tile > 0 && f.payload_bits >= self.tile + l2 {
                         return Err(FragError::Malformed {
                             rule: self.l.rule,
+                            bit: f.payload_off,
                             what: "All-1 payload longer than a tile",
                         });
                     }
@@ -421,12 +430,14 @@ impl<B: AsRef<[u8]> + AsMut<[u8]>> Receiver<B> {
                 if f.payload_bits != self.tile {
                     return Err(FragError::Malformed {
                         rule: self.l.rule,
+                        bit: f.payload_off,
                         what: "ACK-Always tiles of different sizes",
                     });
                 }
                 let Some(idx) = self.first_index(window, f.fcn) else {
                     return Err(FragError::Malformed {
                         rule: self.l.rule,
+                        bit: self.fcn_at(),
                         what: "FCN outside the window",
                     });
                 };

@@ -175,6 +175,7 @@ pub fn parse_fragment(l: &Layout, frame: &[u8]) -> Result<Fragment, FragError> {
     let mut r = BitReader::new(frame);
     l.read_rule(&mut r)?;
     let dtag = r.read(u32::from(l.params.dtag_bits))? as u32;
+    let w_at = r.position();
     let w = r.read(u32::from(l.params.w_bits))? as u32;
     let fcn = r.read(u32::from(l.params.fcn_bits))? as u32;
     let rest = r.remaining();
@@ -184,15 +185,18 @@ pub fn parse_fragment(l: &Layout, frame: &[u8]) -> Result<Fragment, FragError> {
             if w != l.w_ones() {
                 return Err(FragError::Malformed {
                     rule: l.rule,
+                    bit: w_at,
                     what: "Sender-Abort whose W is not all ones",
                 });
             }
             FragmentKind::SenderAbort
         } else {
+            let rcs_at = r.position();
             let rcs = r
                 .read(l.rcs_bits() as u32)
                 .map_err(|_| FragError::Malformed {
                     rule: l.rule,
+                    bit: rcs_at,
                     what: "All-1 fragment shorter than its RCS",
                 })? as u32;
             FragmentKind::All1 { rcs }
@@ -203,6 +207,7 @@ pub fn parse_fragment(l: &Layout, frame: &[u8]) -> Result<Fragment, FragError> {
         } else {
             return Err(FragError::Malformed {
                 rule: l.rule,
+                bit: r.position(),
                 what: "fragment without a tile",
             });
         }
@@ -291,6 +296,8 @@ pub fn parse_ack(l: &Layout, frame: &[u8]) -> Result<Ack, FragError> {
     let compound = l.params.bitmap_format == crate::rule::BitmapFormat::CompoundAck;
     let m = l.params.w_bits as usize;
     let mut window = w;
+    // Where the current window's W is.
+    let mut w_at = r.position() - 1 - m;
     loop {
         let take = r.remaining().min(ws);
         let got = r.read(take as u32)?;
@@ -301,11 +308,13 @@ pub fn parse_ack(l: &Layout, frame: &[u8]) -> Result<Ack, FragError> {
             .push((window, bitmap & mask(ws)))
             .map_err(|_| FragError::Malformed {
                 rule: l.rule,
+                bit: w_at,
                 what: "compound ACK reports more windows than supported",
             })?;
         if !compound || r.remaining() < m || m == 0 {
             break;
         }
+        w_at = r.position();
         let next = r.read(m as u32)? as u32;
         if next == 0 {
             break;
@@ -313,6 +322,7 @@ pub fn parse_ack(l: &Layout, frame: &[u8]) -> Result<Ack, FragError> {
         if next <= window {
             return Err(FragError::Malformed {
                 rule: l.rule,
+                bit: w_at,
                 what: "compound ACK windows are not in increasing order",
             });
         }
@@ -396,6 +406,7 @@ pub fn write_ack_failure(
     let Some(&(first_w, first_bitmap)) = windows.first() else {
         return Err(FragError::Malformed {
             rule: l.rule,
+            bit: 0,
             what: "a failure ACK needs at least one window",
         });
     };
