@@ -4,12 +4,19 @@
 //! Its input is the SCHC packet followed by the padding bits of the fragment carrying the last
 //! tile, zero-extended to a whole byte (RFC 8724 §8.2.3).
 
-use crc::{Crc, CRC_32_ISO_HDLC};
+use crc::{Crc, Table, CRC_32_ISO_HDLC};
 
 use super::wire::Layout;
 use crate::rule::RcsAlgorithm;
 
-const CRC32: Crc<u32> = Crc::<u32>::new(&CRC_32_ISO_HDLC);
+/// Slice-by-16 tables (16 KiB) where memory is cheap (`std`: gateways), the 1 KiB byte table
+/// on devices: the same CRC, about three times faster per byte on the gateway.
+#[cfg(feature = "std")]
+type CrcTable = Table<16>;
+#[cfg(not(feature = "std"))]
+type CrcTable = Table<1>;
+
+const CRC32: Crc<u32, CrcTable> = Crc::<u32, CrcTable>::new(&CRC_32_ISO_HDLC);
 
 /// The RCS of the first `bits` bits of `data`, zero-extended to a byte.
 pub fn rcs(data: &[u8], bits: usize) -> u32 {
