@@ -27,27 +27,7 @@ const DEV_EUI: [u8; 8] = [0x70, 0xB3, 0xD5, 0x7E, 0xD0, 0x00, 0x42, 0x02];
 const APP_SKEY: [u8; 16] = *b"another-appskey!";
 
 fn main() -> ExitCode {
-    let args: Vec<String> = std::env::args().skip(1).collect();
-    let loss: f64 = args.first().and_then(|a| a.parse().ok()).unwrap_or(0.1);
-    let seeds: Vec<u64> = match args.get(1).and_then(|a| a.parse().ok()) {
-        Some(s) => vec![s],
-        None => (1..=5).collect(),
-    };
-    let mut failed = 0;
-    for seed in seeds {
-        match one(seed, loss) {
-            Ok(line) => println!("{line}"),
-            Err(e) => {
-                println!("seed {seed}: FAILED: {e}");
-                failed += 1;
-            }
-        }
-    }
-    if failed > 0 {
-        ExitCode::FAILURE
-    } else {
-        ExitCode::SUCCESS
-    }
+    link::run_seeds(0.1, one)
 }
 
 fn one(seed: u64, loss: f64) -> Result<String, Box<dyn std::error::Error>> {

@@ -18,6 +18,39 @@ use lpwan_schc::network::{DevEui, NetOutput, Network};
 use lpwan_schc::profile::lorawan::{Device, DeviceAction};
 use lpwan_schc::sim::SplitMix64;
 
+/// The examples' `main`: runs `one(seed, loss)` for the seed given as the second argument, or
+/// seeds 1 to 5, with the loss given as the first argument or `default_loss`; prints each
+/// outcome and fails if any seed failed.
+pub fn run_seeds(
+    default_loss: f64,
+    one: impl Fn(u64, f64) -> Result<String, Box<dyn Error>>,
+) -> std::process::ExitCode {
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    let loss: f64 = args
+        .first()
+        .and_then(|a| a.parse().ok())
+        .unwrap_or(default_loss);
+    let seeds: Vec<u64> = match args.get(1).and_then(|a| a.parse().ok()) {
+        Some(s) => vec![s],
+        None => (1..=5).collect(),
+    };
+    let mut failed = 0;
+    for seed in seeds {
+        match one(seed, loss) {
+            Ok(line) => println!("{line}"),
+            Err(e) => {
+                println!("seed {seed}: FAILED: {e}");
+                failed += 1;
+            }
+        }
+    }
+    if failed > 0 {
+        std::process::ExitCode::FAILURE
+    } else {
+        std::process::ExitCode::SUCCESS
+    }
+}
+
 /// Simulated air time of one frame.
 pub const AIR_US: Micros = 1_000_000;
 
