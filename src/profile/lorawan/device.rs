@@ -544,20 +544,8 @@ impl<'r, 'b> Device<'r, 'b> {
         let mut scratch = [0u8; ACK_SCRATCH];
         match rx.poll(now, &mut scratch)? {
             ReceiverAction::Send(n) => {
-                let payload = scratch.get(1..n).unwrap_or(&[]);
-                let capacity = out.len();
-                let dst = out
-                    .get_mut(..payload.len())
-                    .ok_or(DeviceError::BufferTooSmall {
-                        what: "out",
-                        needed: payload.len(),
-                        capacity,
-                    })?;
-                dst.copy_from_slice(payload);
-                Ok(Some(DeviceAction::Send {
-                    fport: scratch[0],
-                    len: payload.len(),
-                }))
+                let frame = scratch.get(..n).unwrap_or(&[]);
+                send_frame(frame, out).map(Some)
             }
             ReceiverAction::Delivered { bits } => {
                 let (packet, _) = rx.packet().unwrap_or((&[], 0));
@@ -595,25 +583,11 @@ impl<'r, 'b> Device<'r, 'b> {
         match &mut self.tx {
             Tx::Idle(_) | Tx::Moving => Ok(None),
             Tx::Single(buf, len) => {
-                let len = *len;
-                let payload = buf.get(1..len).unwrap_or(&[]);
-                let capacity = out.len();
-                let dst = out
-                    .get_mut(..payload.len())
-                    .ok_or(DeviceError::BufferTooSmall {
-                        what: "out",
-                        needed: payload.len(),
-                        capacity,
-                    })?;
-                dst.copy_from_slice(payload);
-                let fport = buf.first().copied().unwrap_or(0);
+                let action = send_frame(buf.get(..*len).unwrap_or(&[]), out)?;
                 if let Tx::Single(buf, _) = core::mem::replace(&mut self.tx, Tx::Moving) {
                     self.tx = Tx::Idle(buf);
                 }
-                Ok(Some(DeviceAction::Send {
-                    fport,
-                    len: len - 1,
-                }))
+                Ok(Some(action))
             }
             Tx::Fragmenting(s) => {
                 s.set_mtu(self.mtu + 1);
@@ -625,9 +599,15 @@ impl<'r, 'b> Device<'r, 'b> {
                 };
                 match action {
                     SenderAction::Send(n) => {
+                        // The frame is in `out`: move the FRMPayload over its FPort byte.
                         let fport = out.first().copied().unwrap_or(0);
-                        out.copy_within(1..n, 0);
-                        Ok(Some(DeviceAction::Send { fport, len: n - 1 }))
+                        if (1..=out.len()).contains(&n) {
+                            out.copy_within(1..n, 0);
+                        }
+                        Ok(Some(DeviceAction::Send {
+                            fport,
+                            len: n.saturating_sub(1),
+                        }))
                     }
                     SenderAction::WaitUntil(t) => {
                         self.tx_deadline = Some(t);
@@ -647,4 +627,22 @@ impl<'r, 'b> Device<'r, 'b> {
             }
         }
     }
+}
+
+/// The action that sends `frame` (FPort byte first): its FRMPayload copied to `out`.
+fn send_frame(frame: &[u8], out: &mut [u8]) -> Result<DeviceAction, DeviceError> {
+    let (fport, payload) = frame.split_first().map_or((0, &[][..]), |(f, p)| (*f, p));
+    let capacity = out.len();
+    let dst = out
+        .get_mut(..payload.len())
+        .ok_or(DeviceError::BufferTooSmall {
+            what: "out",
+            needed: payload.len(),
+            capacity,
+        })?;
+    dst.copy_from_slice(payload);
+    Ok(DeviceAction::Send {
+        fport,
+        len: payload.len(),
+    })
 }
