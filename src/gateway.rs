@@ -354,6 +354,17 @@ fn device_range<K: Clone>(device: &K) -> core::ops::RangeInclusive<SessionKey<K>
     key(RuleId::new(0, 0), 0)..=key(RuleId::new(u32::MAX, u8::MAX), u32::MAX)
 }
 
+/// The keys of `device`'s sessions in `table`.
+fn device_keys<K: Ord + Clone, V>(
+    table: &BTreeMap<SessionKey<K>, V>,
+    device: &K,
+) -> Vec<SessionKey<K>> {
+    table
+        .range(device_range(device))
+        .map(|(k, _)| k.clone())
+        .collect()
+}
+
 /// How long a completed session answers repeats: its inactivity timer (else
 /// [`Limits::idle_timeout`]), and at least as long as a sender whose success ACKs are all lost
 /// keeps asking, (MAX_ACK_REQUESTS + 1) retransmission timers.
@@ -442,11 +453,7 @@ impl<K: Ord + Clone> Sessions<K> {
 
     /// Drops every session of `device` without telling it; returns how many there were.
     pub fn remove_device(&mut self, device: &K) -> usize {
-        let keys: Vec<SessionKey<K>> = self
-            .table
-            .range(device_range(device))
-            .map(|(k, _)| k.clone())
-            .collect();
+        let keys = device_keys(&self.table, device);
         for k in &keys {
             self.remove(k);
         }
@@ -1149,11 +1156,7 @@ impl<K: Ord + Clone> Senders<K> {
     /// already cut that no longer fits waits ([`DownlinkOutput::MtuTooSmall`]). Sessions that
     /// were waiting for a larger MTU go on: their frames are returned.
     pub fn set_mtu(&mut self, device: &K, mtu: usize, now: Micros) -> Vec<DownlinkOutput<K>> {
-        let keys: Vec<SessionKey<K>> = self
-            .table
-            .range(device_range(device))
-            .map(|(k, _)| k.clone())
-            .collect();
+        let keys = device_keys(&self.table, device);
         let mut out = Vec::new();
         for key in keys {
             let Some(o) = self.table.get_mut(&key) else {
@@ -1181,11 +1184,7 @@ impl<K: Ord + Clone> Senders<K> {
 
     /// Drops every downlink of `device` without telling it; returns how many there were.
     pub fn remove_device(&mut self, device: &K) -> usize {
-        let keys: Vec<SessionKey<K>> = self
-            .table
-            .range(device_range(device))
-            .map(|(k, _)| k.clone())
-            .collect();
+        let keys = device_keys(&self.table, device);
         for key in &keys {
             if let Some(o) = self.table.remove(key) {
                 self.bytes = self.bytes.saturating_sub(o.bytes());
