@@ -71,15 +71,21 @@ pub struct NetworkLimits {
     pub device_idle: Option<Micros>,
     /// Caps of the uplink reassembly sessions and, separately, of the downlinks.
     pub sessions: Limits,
+    /// Largest packet an uplink may decompress to, in bytes (the buffer each delivery
+    /// allocates). RFC 9011's uplink rule carries SCHC packets of up to 2,520 bytes; IPv6 links
+    /// need 1,280.
+    pub max_packet_size: usize,
 }
 
 impl Default for NetworkLimits {
-    /// 100,000 devices, never idle-evicted, [`Limits::default`] sessions.
+    /// 100,000 devices, never idle-evicted, [`Limits::default`] sessions, packets of up to
+    /// 1,280 bytes.
     fn default() -> Self {
         Self {
             max_devices: 100_000,
             device_idle: None,
             sessions: Limits::default(),
+            max_packet_size: 1280,
         }
     }
 }
@@ -292,6 +298,7 @@ impl Network {
         }
         let cfg = Config {
             dev_iid: Some(iid(&app_skey, &device, self.form)),
+            max_packet_size: self.limits.max_packet_size,
             ..Config::default()
         };
         let old = self.devices.get(&device);

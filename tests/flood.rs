@@ -96,6 +96,7 @@ fn a_flood_of_fake_devices_stays_under_its_caps_and_a_genuine_packet_gets_throug
             max_bytes: MAX_BYTES,
             ..Limits::default()
         },
+        ..NetworkLimits::default()
     };
     let mut net = Network::new(limits);
     let key = [0x2B; 16];

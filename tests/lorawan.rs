@@ -804,3 +804,38 @@ fn profile_constants_match_the_rule_file() {
     let got: Vec<_> = set.as_set().rules().to_vec();
     assert_eq!(got, lorawan::RULES.to_vec());
 }
+
+/// RFC 9011's uplink rule carries SCHC packets of up to 2,520 bytes: a 2,400-byte IPv6 packet
+/// comes out whole when the network side allows packets that large, and is refused as
+/// undecodable (not truncated) under the default 1,280-byte limit.
+#[test]
+fn uplinks_larger_than_1280_bytes_follow_the_network_limit() {
+    let set = rules();
+    let p = packet(2400, true, 7);
+    for (max, whole) in [(4096, true), (1280, false)] {
+        let mut net = Network::new(NetworkLimits {
+            max_packet_size: max,
+            ..NetworkLimits::default()
+        });
+        net.add_device(EUI, set.clone(), KEY, 0).unwrap();
+        let mut b = Bufs::new();
+        let mut dev = device(&set, &mut b, EUI);
+        dev.send(&p, 0).unwrap();
+        let (mut delivered, mut refused) = (None, false);
+        let mut events = Vec::new();
+        for (fport, payload) in drain(&mut dev, 0, &mut events) {
+            for o in net.handle_uplink(EUI, fport, &payload, 0).unwrap() {
+                match o {
+                    NetOutput::Delivered { packet, .. } => delivered = Some(packet),
+                    NetOutput::Undecodable { .. } => refused = true,
+                    _ => {}
+                }
+            }
+        }
+        if whole {
+            assert_eq!(delivered.as_deref(), Some(&p[..]), "limit {max}");
+        } else {
+            assert!(refused && delivered.is_none(), "limit {max}");
+        }
+    }
+}
