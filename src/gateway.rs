@@ -894,6 +894,10 @@ fn drain_tx(tx: &mut Sender<Vec<u8>>, now: Micros, scratch: &mut [u8], keep: boo
 struct Outgoing {
     rule: Rule,
     tx: Sender<Vec<u8>>,
+    /// Its entry in the deadline index: (deadline, its number in the table).
+    filed: Option<(Micros, u64)>,
+    /// Its number, unique in the table (orders equal deadlines).
+    id: u64,
     mtu: usize,
     packet_len: usize,
     /// ACKs and timer ticks taken in so far, against a flood.
@@ -949,7 +953,10 @@ pub struct Senders<K> {
     limits: Limits,
     /// Ordered by device first, so a device's downlinks are one range.
     table: BTreeMap<SessionKey<K>, Outgoing>,
+    /// Every downlink with a timer, by (deadline, id): the next timer first.
+    by_deadline: BTreeMap<(Micros, u64), SessionKey<K>>,
     bytes: usize,
+    next_id: u64,
 }
 
 impl<K: Ord + Clone> Senders<K> {
@@ -958,8 +965,37 @@ impl<K: Ord + Clone> Senders<K> {
         Self {
             limits,
             table: BTreeMap::new(),
+            by_deadline: BTreeMap::new(),
             bytes: 0,
+            next_id: 0,
         }
+    }
+
+    /// Files the downlink of `key`, if any, under its current deadline.
+    fn refile(&mut self, key: &SessionKey<K>) {
+        let Some(o) = self.table.get_mut(key) else {
+            return;
+        };
+        let now = o.deadline.map(|d| (d, o.id));
+        if o.filed == now {
+            return;
+        }
+        if let Some(old) = core::mem::replace(&mut o.filed, now) {
+            self.by_deadline.remove(&old);
+        }
+        if let Some(at) = now {
+            self.by_deadline.insert(at, key.clone());
+        }
+    }
+
+    /// Removes the downlink of `key` from the table, the index and the byte count.
+    fn detach(&mut self, key: &SessionKey<K>) -> Option<Outgoing> {
+        let o = self.table.remove(key)?;
+        self.bytes = self.bytes.saturating_sub(o.bytes());
+        if let Some(at) = o.filed {
+            self.by_deadline.remove(&at);
+        }
+        Some(o)
     }
 
     /// Number of downlinks in progress.
@@ -1034,10 +1070,13 @@ impl<K: Ord + Clone> Senders<K> {
             Nature::Fragmentation(p) => p.max_ack_requests,
             _ => 0,
         };
+        self.next_id += 1;
         let mut o = Outgoing {
             rule: *rule,
             max_events: max_downlink_events(tx.tiles(), max_ack),
             tx,
+            filed: None,
+            id: self.next_id,
             mtu,
             packet_len: bits.div_ceil(8),
             events: 0,
@@ -1051,7 +1090,8 @@ impl<K: Ord + Clone> Senders<K> {
         Self::emit(&key, d, mtu, &mut out);
         if !ended {
             self.bytes += o.bytes();
-            self.table.insert(key, o);
+            self.table.insert(key.clone(), o);
+            self.refile(&key);
         }
         Ok(out)
     }
@@ -1125,9 +1165,7 @@ impl<K: Ord + Clone> Senders<K> {
     ) -> Result<(), GatewayError> {
         let o = self.table.get_mut(key).ok_or(GatewayError::NoSession)?;
         if o.events >= o.max_events {
-            if let Some(o) = self.table.remove(key) {
-                self.bytes = self.bytes.saturating_sub(o.bytes());
-            }
+            self.detach(key);
             out.push(DownlinkOutput::Aborted {
                 session: key.clone(),
                 reason: AbortReason::TooManyAttempts,
@@ -1143,9 +1181,9 @@ impl<K: Ord + Clone> Senders<K> {
         let mtu = o.mtu;
         Self::emit(key, d, mtu, out);
         if ended {
-            if let Some(o) = self.table.remove(key) {
-                self.bytes = self.bytes.saturating_sub(o.bytes());
-            }
+            self.detach(key);
+        } else {
+            self.refile(key);
         }
         Ok(())
     }
@@ -1174,9 +1212,9 @@ impl<K: Ord + Clone> Senders<K> {
             let ended = d.done || d.aborted.is_some();
             Self::emit(&key, d, mtu, &mut out);
             if ended {
-                if let Some(o) = self.table.remove(&key) {
-                    self.bytes = self.bytes.saturating_sub(o.bytes());
-                }
+                self.detach(&key);
+            } else {
+                self.refile(&key);
             }
         }
         out
@@ -1186,26 +1224,23 @@ impl<K: Ord + Clone> Senders<K> {
     pub fn remove_device(&mut self, device: &K) -> usize {
         let keys = device_keys(&self.table, device);
         for key in &keys {
-            if let Some(o) = self.table.remove(key) {
-                self.bytes = self.bytes.saturating_sub(o.bytes());
-            }
+            self.detach(key);
         }
         keys.len()
     }
 
     /// The earliest instant at which [`Senders::poll`] has something to do.
     pub fn next_deadline(&self) -> Option<Micros> {
-        self.table.values().filter_map(|o| o.deadline).min()
+        self.by_deadline.first_key_value().map(|(&(d, _), _)| d)
     }
 
     /// Runs the retransmission timers due at `now`: ACK REQs, or Sender-Aborts after
     /// MAX_ACK_REQUESTS attempts.
     pub fn poll(&mut self, now: Micros) -> Vec<DownlinkOutput<K>> {
         let due: Vec<SessionKey<K>> = self
-            .table
-            .iter()
-            .filter(|(_, o)| o.deadline.is_some_and(|d| d <= now))
-            .map(|(k, _)| k.clone())
+            .by_deadline
+            .range(..=(now, u64::MAX))
+            .map(|(_, k)| k.clone())
             .collect();
         let mut out = Vec::new();
         for key in due {
