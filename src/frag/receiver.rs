@@ -267,8 +267,23 @@ impl<B: AsRef<[u8]> + AsMut<[u8]>> Receiver<B> {
         idx: usize,
         f: &wire::Fragment,
     ) -> Result<(), FragError> {
+        self.store_run(frame, off, n, idx, 1, f)
+    }
+
+    /// Writes `count` tiles of a fragment, `n` bits in all from `off` in `frame`, from tile
+    /// index `idx` on: consecutive tiles are consecutive in the packet, so one copy does. Nothing
+    /// is written unless every tile fits.
+    fn store_run(
+        &mut self,
+        frame: &[u8],
+        off: usize,
+        n: usize,
+        idx: usize,
+        count: usize,
+        f: &wire::Fragment,
+    ) -> Result<(), FragError> {
         let at = self.tile_offset(idx);
-        if idx >= self.max_tiles || at + n > self.cap_bits {
+        if idx + count > self.max_tiles || at + n > self.cap_bits {
             return Err(FragError::TileOutOfRange {
                 rule: self.l.rule,
                 window: f.w,
@@ -278,12 +293,15 @@ impl<B: AsRef<[u8]> + AsMut<[u8]>> Receiver<B> {
         let mut w = BitWriter::new(self.buf.as_mut());
         w.seek(at)?;
         w.copy_bits(frame, off, n)?;
-        if !self.has(idx) {
-            // Progress: MAX_ACK_REQUESTS bounds ACKs sent without new tiles in between, so a
-            // lossless exchange with an ACK after every window never runs out of attempts.
-            self.attempts = 0;
+        for i in idx..idx + count {
+            if !self.has(i) {
+                // Progress: MAX_ACK_REQUESTS bounds ACKs sent without new tiles in between, so
+                // a lossless exchange with an ACK after every window never runs out of
+                // attempts.
+                self.attempts = 0;
+            }
+            self.set(i);
         }
-        self.set(idx);
         Ok(())
     }
 
@@ -347,8 +365,8 @@ impl<B: AsRef<[u8]> + AsMut<[u8]>> Receiver<B> {
                 };
                 let k = f.payload_bits / tile;
                 let rem = f.payload_bits - k * tile;
-                for j in 0..k {
-                    self.store_tile(frame, f.payload_off + j * tile, tile, first + j, f)?;
+                if k > 0 {
+                    self.store_run(frame, f.payload_off, k * tile, first, k, f)?;
                 }
                 if rem >= l2 {
                     // A short tile: the packet's last one (with the fragment's padding).

@@ -516,9 +516,21 @@ impl<P: AsRef<[u8]>> Sender<P> {
             .is_some_and(|w| w >> (i % 64) & 1 == 1)
     }
 
-    fn clear(&mut self, i: usize) {
-        if let Some(w) = self.pending.get_mut(i / 64) {
-            *w &= !(1 << (i % 64));
+    /// Marks (`pending`) or clears tiles `from..to`, a word at a time.
+    fn set_range(&mut self, from: usize, to: usize, pending: bool) {
+        let mut i = from;
+        while i < to {
+            let bit = i % 64;
+            let n = (64 - bit).min(to - i);
+            let mask = (u64::MAX >> (64 - n)) << bit;
+            if let Some(w) = self.pending.get_mut(i / 64) {
+                if pending {
+                    *w |= mask;
+                } else {
+                    *w &= !mask;
+                }
+            }
+            i += n;
         }
     }
 
@@ -597,12 +609,13 @@ impl<P: AsRef<[u8]>> Sender<P> {
             }
         }
         self.cut = true;
-        for i in first..first + c.count {
-            if c.last.is_some() && i + 1 == self.tiles {
-                self.all1_pending = true;
-            } else {
-                self.mark(i);
-            }
+        let end = first + c.count;
+        if c.last.is_some() && c.count > 0 {
+            // The last tile (index tiles − 1 = end − 1) is the All-1's to send.
+            self.set_range(first, end - 1, true);
+            self.all1_pending = true;
+        } else {
+            self.set_range(first, end, true);
         }
         Ok(())
     }
@@ -765,9 +778,7 @@ impl<P: AsRef<[u8]>> Sender<P> {
         let payload = used - self.l.header_bits();
         w.copy_bits(self.packet.as_ref(), self.tile_offset(first), payload)?;
         w.pad_to(self.l.l2() as u32)?;
-        for i in first..end {
-            self.clear(i);
-        }
+        self.set_range(first, end, false);
         Ok(w.byte_len())
     }
 
@@ -829,9 +840,7 @@ impl<P: AsRef<[u8]>> Sender<P> {
             self.phase = Phase::Done;
         } else {
             let ws = self.ws();
-            for i in self.window * ws..(self.window + 1) * ws {
-                self.clear(i);
-            }
+            self.set_range(self.window * ws, (self.window + 1) * ws, false);
             self.all1_pending = false;
             self.ack_req_pending = false;
             self.base += ws * self.tile;

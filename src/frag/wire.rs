@@ -107,17 +107,55 @@ impl Layout {
         window: u32,
         fcn: u32,
     ) -> Result<(), FragError> {
-        self.write_prefix(w, dtag, window)?;
-        w.write(u64::from(fcn), u32::from(self.params.fcn_bits))?;
-        Ok(())
+        write_fields(
+            w,
+            &[
+                (self.rule.value, self.rule.length),
+                (dtag, self.params.dtag_bits),
+                (window, self.params.w_bits),
+                (fcn, self.params.fcn_bits),
+            ],
+        )
     }
 
     /// Writes Rule ID, DTag and W: the start of every F/R message.
     fn write_prefix(&self, w: &mut BitWriter<'_>, dtag: u32, window: u32) -> Result<(), FragError> {
-        w.write(u64::from(self.rule.value), u32::from(self.rule.length))?;
-        w.write(u64::from(dtag), u32::from(self.params.dtag_bits))?;
-        w.write(u64::from(window), u32::from(self.params.w_bits))?;
-        Ok(())
+        write_fields(
+            w,
+            &[
+                (self.rule.value, self.rule.length),
+                (dtag, self.params.dtag_bits),
+                (window, self.params.w_bits),
+            ],
+        )
+    }
+
+    /// Reads Rule ID, DTag, W and FCN: the rule must be this one.
+    fn read_header(&self, r: &mut BitReader<'_>) -> Result<(u32, u32, u32), FragError> {
+        let (t, m, n) = (
+            u32::from(self.params.dtag_bits),
+            u32::from(self.params.w_bits),
+            u32::from(self.params.fcn_bits),
+        );
+        let total = u32::from(self.rule.length) + t + m + n;
+        if total <= 64 && r.remaining() >= total as usize {
+            // One read for the whole header (the common case); field by field otherwise, so
+            // that a short frame reports the field it is short of.
+            let v = r.read(total)?;
+            if v >> (t + m + n) != u64::from(self.rule.value) {
+                return Err(FragError::WrongRule(self.rule));
+            }
+            return Ok((
+                low(v >> (m + n), t) as u32,
+                low(v >> n, m) as u32,
+                low(v, n) as u32,
+            ));
+        }
+        self.read_rule(r)?;
+        let dtag = r.read(t)? as u32;
+        let w = r.read(m)? as u32;
+        let fcn = r.read(n)? as u32;
+        Ok((dtag, w, fcn))
     }
 
     fn read_rule(&self, r: &mut BitReader<'_>) -> Result<(), FragError> {
@@ -127,6 +165,27 @@ impl Layout {
         }
         Ok(())
     }
+}
+
+/// The low `n` bits of `v`.
+fn low(v: u64, n: u32) -> u64 {
+    v & u64::MAX.checked_shr(64 - n.min(64)).unwrap_or(0)
+}
+
+/// Writes each (value, width) in turn: in one write when they fit 64 bits together.
+fn write_fields(w: &mut BitWriter<'_>, fields: &[(u32, u8)]) -> Result<(), FragError> {
+    let total: u32 = fields.iter().map(|&(_, n)| u32::from(n)).sum();
+    if total <= 64 {
+        let v = fields.iter().fold(0u64, |acc, &(v, n)| {
+            acc.checked_shl(u32::from(n)).unwrap_or(0) | low(u64::from(v), u32::from(n))
+        });
+        w.write(v, total)?;
+    } else {
+        for &(v, n) in fields {
+            w.write(u64::from(v), u32::from(n))?;
+        }
+    }
+    Ok(())
 }
 
 fn ones(bits: u8) -> u32 {
@@ -173,11 +232,8 @@ pub struct Fragment {
 /// Parses a frame sent by a fragment sender (fragment, ACK REQ or Sender-Abort).
 pub fn parse_fragment(l: &Layout, frame: &[u8]) -> Result<Fragment, FragError> {
     let mut r = BitReader::new(frame);
-    l.read_rule(&mut r)?;
-    let dtag = r.read(u32::from(l.params.dtag_bits))? as u32;
-    let w_at = r.position();
-    let w = r.read(u32::from(l.params.w_bits))? as u32;
-    let fcn = r.read(u32::from(l.params.fcn_bits))? as u32;
+    let (dtag, w, fcn) = l.read_header(&mut r)?;
+    let w_at = r.position() - usize::from(l.params.fcn_bits) - usize::from(l.params.w_bits);
     let rest = r.remaining();
     let only_padding = rest < l.l2();
     let kind = if fcn == l.all1() {
