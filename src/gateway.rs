@@ -1250,3 +1250,94 @@ impl<K: Ord + Clone> Senders<K> {
         out
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::sim::SplitMix64;
+
+    impl<K: Ord + Clone + core::fmt::Debug> Sessions<K> {
+        /// The indexes agree with the table: every session filed once under its current
+        /// activity and deadline, nothing else filed, the byte count the sum of the sessions'.
+        fn check(&self) {
+            assert_eq!(self.by_activity.len(), self.table.len());
+            assert_eq!(self.by_deadline.len(), self.table.len());
+            let mut bytes = 0;
+            for (k, s) in &self.table {
+                let (a, d, t) = s.indexed.expect("filed");
+                assert_eq!((a, t), (s.last_active, s.touched), "{k:?}");
+                assert_eq!(d, self.deadline_of(s), "{k:?}");
+                assert_eq!(self.by_activity.get(&(a, t)), Some(k));
+                assert_eq!(self.by_deadline.get(&(d, t)), Some(k));
+                bytes += s.bytes;
+            }
+            assert_eq!(bytes, self.bytes);
+            let min = self.table.values().map(|s| self.deadline_of(s)).min();
+            assert_eq!(self.next_deadline(), min);
+        }
+    }
+
+    /// Random frames of 24 devices under tight caps, timers, expiry and removals: after every
+    /// call the indexes still describe the table exactly.
+    #[test]
+    fn the_indexes_follow_every_change() {
+        let rules = crate::json::from_str(include_str!("../rules/lorawan-fragmentation.json"))
+            .expect("rules");
+        let limits = Limits {
+            max_sessions: 12,
+            max_bytes: 10 * 4_096,
+            ..Limits::default()
+        };
+        let mut gw: Sessions<u8> = Sessions::new(rules, limits);
+        let mut rng = SplitMix64::new(9);
+        let mut now: Micros = 0;
+        let (mut most, mut evicted) = (0, 0);
+        for _ in 0..4_000 {
+            now += rng.next_u64() % 3_600_000_000;
+            let device = (rng.next_u64() % 24) as u8;
+            let r = rng.next_u64();
+            let w = (r & 3) as u8;
+            let frame: Vec<u8> = match (r >> 2) % 8 {
+                // A regular fragment with one or two tiles.
+                0..=3 => {
+                    let fcn = ((r >> 5) % 63) as u8;
+                    let mut f = vec![20, w << 6 | fcn];
+                    f.extend((0..10 * (1 + (r >> 12) % 2)).map(|i| i as u8));
+                    f
+                }
+                // An All-1 with an RCS and maybe a tile.
+                4 => {
+                    let mut f = vec![20, w << 6 | 0x3F];
+                    f.extend(((r >> 16) as u32).to_be_bytes());
+                    f.extend((0..(r >> 8) % 11).map(|i| i as u8));
+                    f
+                }
+                5 => vec![20, w << 6],
+                6 => {
+                    gw.expire(now);
+                    gw.check();
+                    continue;
+                }
+                _ => {
+                    gw.remove_device(&device);
+                    gw.check();
+                    continue;
+                }
+            };
+            if let Ok(out) = gw.handle_uplink(device, &frame, now) {
+                evicted += out
+                    .iter()
+                    .filter(|o| matches!(o, Output::Evicted { .. }))
+                    .count();
+            }
+            gw.check();
+            most = most.max(gw.len());
+        }
+        // The run reached the cap and evicted, so the indexes were exercised where it matters.
+        assert!(most >= 10, "at most {most} sessions");
+        assert!(evicted > 100, "{evicted} evictions");
+        gw.expire(Micros::MAX);
+        gw.check();
+        assert!(gw.is_empty());
+    }
+}
