@@ -277,8 +277,10 @@ pub fn compress<'a>(
     let mut w = BitWriter::new(out);
     w.write(u64::from(rule.id.value), u32::from(rule.id.length))
         .map_err(write)?;
+    // Only value-sent, mapping-sent and LSB write a residue: the other descriptors (most of
+    // a typical rule) are skipped before their field is looked up.
     for fd in set.fields(rule) {
-        if fd.di.applies(dir) {
+        if matches!(fd.cda, Cda::ValueSent | Cda::MappingSent | Cda::Lsb) && fd.di.applies(dir) {
             m.write_residue(set, fd, &mut w).map_err(write)?;
         }
     }
