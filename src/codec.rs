@@ -1085,6 +1085,18 @@ impl<'a> Rebuilder<'_, 'a, '_> {
                 (Val::Iid(dev), 64)
             }
         };
+        // A validated set has every target value reference resolved, every fixed-length
+        // target value fitting its field and every header field at its protocol length
+        // (`RuleSet::validate`): only a token's length, which comes from the packet's TKL, is
+        // left to check per packet.
+        if self.set.is_validated() && fd.fl != FieldLength::TokenLength {
+            return Ok(Decoded {
+                fd,
+                val,
+                bits: u32::try_from(bits).map_err(|_| self.bad(entry, fd.fid, "field too long"))?,
+                entry: entry as u16,
+            });
+        }
         // The target value the field is rebuilt from must exist (unchecked sets) and fit.
         let used = match val {
             Val::Tv(i) => Some(usize::from(i)),
