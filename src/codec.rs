@@ -884,10 +884,12 @@ impl<'a> Rebuilder<'_, 'a, '_> {
         let too_long = |_| DecompressError::TooLong { rule: id, limit };
         let layer = rule_depth(fields);
         let first = cfg.first_layer;
-        // Descriptors for the other direction do not count, as in compression.
+        // Descriptors for the other direction do not count, as in compression. No layer lies
+        // below IPv6, the usual first layer: no need to look then.
         if let Some((entry, fd)) = fields
             .iter()
             .enumerate()
+            .filter(|_| first > Layer::Ipv6)
             .find(|(_, f)| f.di.applies(self.dir) && f.fid.layer() < first)
         {
             return Err(self.bad(
