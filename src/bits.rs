@@ -47,8 +47,18 @@ pub fn get_bits(data: &[u8], off: usize, n: u32) -> u64 {
     let shift = (off % 8) as u32;
     // Fast path: the bits lie in the 8 bytes from the first one, all inside `data`.
     if n > 0 && n + shift <= 64 {
-        if let Some(w) = data.get(off / 8..).and_then(|s| s.first_chunk::<8>()) {
-            return (u64::from_be_bytes(*w) << shift) >> (64 - n);
+        if let Some(s) = data.get(off / 8..) {
+            let w = match s.first_chunk::<8>() {
+                Some(w) => *w,
+                // Fewer than 8 bytes left (the end of a packet: its payload, a token): the
+                // same word with the bytes past the end read as zero, as the slow path does.
+                None => {
+                    let mut w = [0u8; 8];
+                    w.iter_mut().zip(s).for_each(|(d, b)| *d = *b);
+                    w
+                }
+            };
+            return (u64::from_be_bytes(w) << shift) >> (64 - n);
         }
     }
     get_bits_slow(data, off, n)
