@@ -211,6 +211,99 @@ impl core::fmt::Display for ReadAs {
     }
 }
 
+/// Why a compression rule does not match a packet: the first descriptor (by its index in the
+/// rule, its field and the field's bit offset in the packet) that fails, or the rule's layers.
+/// [`explain`] gives it for every rule of a set.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Error)]
+pub enum Mismatch {
+    /// The packet has no such field.
+    #[error("entry {entry} ({fid}, position {fp}): the packet has no such field")]
+    Absent {
+        /// Index of the entry in the rule.
+        entry: usize,
+        /// Its field.
+        fid: Fid,
+        /// Its position.
+        fp: u8,
+    },
+    /// The field's length is not the descriptor's.
+    #[error("entry {entry} ({fid}): the packet's field at bit {bit} is {bits} bits long, not the rule's length")]
+    Length {
+        /// Index of the entry in the rule.
+        entry: usize,
+        /// Its field.
+        fid: Fid,
+        /// Bit offset of the field in the packet.
+        bit: u32,
+        /// The field's length in the packet.
+        bits: u32,
+    },
+    /// The matching operator fails: the value differs from the target value (equal), from its
+    /// most significant bits (MSB), or from every value of the list (match-mapping).
+    #[error("entry {entry} ({fid}): the value at bit {bit} fails the matching operator")]
+    Value {
+        /// Index of the entry in the rule.
+        entry: usize,
+        /// Its field.
+        fid: Fid,
+        /// Bit offset of the field in the packet.
+        bit: u32,
+    },
+    /// The action cannot rebuild this value: a computed length or checksum that is not the
+    /// packet's, an IID that is not the configured one, a value too long to send.
+    #[error("entry {entry} ({fid}): the action cannot rebuild the value at bit {bit}")]
+    Action {
+        /// Index of the entry in the rule.
+        entry: usize,
+        /// Its field.
+        fid: Fid,
+        /// Bit offset of the field in the packet.
+        bit: u32,
+    },
+    /// A field described twice in this direction, or a `fl-token-length` token before its
+    /// TKL (possible only in unchecked sets).
+    #[error("entry {entry} ({fid}): the field is described twice, or before the TKL it needs")]
+    Order {
+        /// Index of the entry in the rule.
+        entry: usize,
+        /// Its field.
+        fid: Fid,
+    },
+    /// The rule describes a layer the packet does not have.
+    #[error("the rule describes {0:?} fields, and the packet has no {0:?} header")]
+    Layer(Layer),
+    /// Every descriptor matches, but the packet has other fields in the rule's layers ("all
+    /// and only").
+    #[error("the rule describes {described} fields of its layers, the packet has {present}")]
+    Count {
+        /// Fields the rule describes in this direction.
+        described: usize,
+        /// Fields the packet has in those layers.
+        present: usize,
+    },
+}
+
+/// Tells, for every compression rule of `set` in set order, whether it matches `packet` going
+/// `dir` (its residue length in bits) or why not: `f(rule, result)`. It does not compress, and
+/// it does not use the rule index (every rule is tried). For a packet that [`compress`] sends
+/// under the no-compression rule or refuses with [`CompressError::NoMatch`], it says which
+/// descriptor of which rule stands in the way.
+pub fn explain(
+    set: &RuleSet<'_>,
+    packet: &[u8],
+    dir: Direction,
+    cfg: &Config,
+    mut f: impl FnMut(RuleId, Result<usize, Mismatch>),
+) {
+    let h = Headers::parse_from(packet, dir, cfg.first_layer);
+    let mut m = Matcher::new(&h, cfg);
+    for rule in set.rules() {
+        if matches!(rule.nature, Nature::Compression(_)) {
+            f(rule.id, m.match_rule(set, rule).map(|(bits, _)| bits));
+        }
+    }
+}
+
 /// Compresses `packet` going `dir` with the best matching rule of `set` into `out`.
 pub fn compress<'a>(
     set: &RuleSet<'a>,
@@ -227,7 +320,7 @@ pub fn compress<'a>(
         if !matches!(rule.nature, Nature::Compression(_)) || !rule.id.is_well_formed() {
             return;
         }
-        if let Some((residue, layer)) = m.match_rule(set, rule) {
+        if let Ok((residue, layer)) = m.match_rule(set, rule) {
             let payload = packet.len() - h.layer_end(layer);
             let total = rule.id.length as usize + residue + payload * 8;
             if best.is_none_or(|b| total < b.1) {
@@ -527,6 +620,39 @@ const TKL_BIT: u64 = match Fid::CoapTkl.header_index() {
     None => 0,
 };
 
+/// Which step of a descriptor's match failed (the matcher adds where, as a [`Mismatch`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Miss {
+    Length,
+    Value,
+    Action,
+}
+
+impl Miss {
+    /// The [`Mismatch`] of entry `entry` on field `fid` at `f` (off the hot path).
+    #[cold]
+    fn at(self, entry: usize, fid: Fid, f: FieldRef) -> Mismatch {
+        match self {
+            Miss::Length => Mismatch::Length {
+                entry,
+                fid,
+                bit: f.off,
+                bits: f.len,
+            },
+            Miss::Value => Mismatch::Value {
+                entry,
+                fid,
+                bit: f.off,
+            },
+            Miss::Action => Mismatch::Action {
+                entry,
+                fid,
+                bit: f.off,
+            },
+        }
+    }
+}
+
 /// Per-packet matching state: the parsed headers and lazily computed values.
 struct Matcher<'h, 'p> {
     h: &'h Headers<'p>,
@@ -546,8 +672,13 @@ impl<'h, 'p> Matcher<'h, 'p> {
         }
     }
 
-    /// If `rule` matches, its residue length in bits and the deepest layer it covers.
-    fn match_rule(&mut self, set: &RuleSet<'_>, rule: &Rule) -> Option<(usize, Option<Layer>)> {
+    /// If `rule` matches, its residue length in bits and the deepest layer it covers; else
+    /// why not.
+    fn match_rule(
+        &mut self,
+        set: &RuleSet<'_>,
+        rule: &Rule,
+    ) -> Result<(usize, Option<Layer>), Mismatch> {
         let fields = set.fields(rule);
         let dir = self.h.direction();
         // The rule's deepest layer over all its descriptors, either direction.
@@ -557,24 +688,32 @@ impl<'h, 'p> Matcher<'h, 'p> {
         // The fields described so far: two descriptors for one field (an unchecked set) would
         // stand in for a field the rule lacks and pass the count below.
         let mut seen: u64 = 0;
-        for fd in fields {
+        for (entry, fd) in fields.iter().enumerate() {
             layer = layer.max(Some(fd.fid.layer()));
             if !fd.di.applies(dir) {
                 continue;
             }
+            let order = Mismatch::Order { entry, fid: fd.fid };
             // Decompression reads a token of fl-token-length with the TKL decoded before it: a
             // rule that puts it first (an unchecked set) could not be decompressed.
             if fd.fid == Fid::CoapToken && fd.fl == FieldLength::TokenLength && seen & TKL_BIT == 0
             {
-                return None;
+                return Err(order);
             }
-            let (slot, f) = self.h.field_slot(fd.fid, fd.fp)?;
-            let bit = 1u64.checked_shl(slot as u32)?;
+            let (slot, f) = self.h.field_slot(fd.fid, fd.fp).ok_or(Mismatch::Absent {
+                entry,
+                fid: fd.fid,
+                fp: fd.fp,
+            })?;
+            let bit = 1u64.checked_shl(slot as u32).ok_or(order)?;
             if seen & bit != 0 {
-                return None;
+                return Err(order);
             }
             seen |= bit;
-            bits += self.match_field(set, fd, f)?;
+            bits += match self.match_field(set, fd, f) {
+                Ok(b) => b,
+                Err(miss) => return Err(miss.at(entry, fd.fid, f)),
+            };
             // A descriptor for an empty token (TKL 0) is optional: it matches but is not
             // counted among the packet's fields.
             if !(fd.fid == Fid::CoapToken && self.empty_token) {
@@ -583,20 +722,31 @@ impl<'h, 'p> Matcher<'h, 'p> {
         }
         // The rule's layers must all be present, including those only the other direction's
         // descriptors name.
-        if layer.is_some_and(|l| !self.h.has(l)) {
-            return None;
+        if let Some(l) = layer.filter(|&l| !self.h.has(l)) {
+            return Err(Mismatch::Layer(l));
         }
-        (count == self.h.field_count(layer)).then_some((bits, layer))
+        let present = self.h.field_count(layer);
+        if count != present {
+            return Err(Mismatch::Count {
+                described: count,
+                present,
+            });
+        }
+        Ok((bits, layer))
     }
 
     /// If the descriptor matches the packet's field `f`, the length of its residue in bits.
-    fn match_field(&mut self, set: &RuleSet<'_>, fd: &FieldDesc, f: FieldRef) -> Option<usize> {
+    fn match_field(
+        &mut self,
+        set: &RuleSet<'_>,
+        fd: &FieldDesc,
+        f: FieldRef,
+    ) -> Result<usize, Miss> {
         let data = self.h.data();
-        let len = f.len as usize;
         match fd.fl {
-            FieldLength::Fixed(l) if u32::from(l) != f.len => return None,
-            FieldLength::Variable if f.off % 8 != 0 || f.len % 8 != 0 => return None,
-            FieldLength::TokenLength if fd.fid != Fid::CoapToken => return None,
+            FieldLength::Fixed(l) if u32::from(l) != f.len => return Err(Miss::Length),
+            FieldLength::Variable if f.off % 8 != 0 || f.len % 8 != 0 => return Err(Miss::Length),
+            FieldLength::TokenLength if fd.fid != Fid::CoapToken => return Err(Miss::Length),
             _ => {}
         }
         let ok = match fd.mo {
@@ -610,8 +760,15 @@ impl<'h, 'p> Matcher<'h, 'p> {
             MatchingOperator::MatchMapping => self.mapping_index(set, fd, f).is_some(),
         };
         if !ok {
-            return None;
+            return Err(Miss::Value);
         }
+        self.action_bits(set, fd, f).ok_or(Miss::Action)
+    }
+
+    /// The residue length in bits of a field whose MO matched, if the CDA can rebuild it.
+    fn action_bits(&mut self, set: &RuleSet<'_>, fd: &FieldDesc, f: FieldRef) -> Option<usize> {
+        let data = self.h.data();
+        let len = f.len as usize;
         match fd.cda {
             // Decompression writes the first target value: unless the MO ignores the field
             // (deliberately lossy), match only a field it rebuilds exactly (MSB(x) or

@@ -272,3 +272,40 @@ fn nostd_check_tables_are_regenerated_identically() {
          `cargo run -- rules export-rust rules/anchor.json > nostd-check/src/rules.rs`"
     );
 }
+
+/// `--explain` tells on standard error which rule matches and, for the others, the first entry
+/// that fails with its field and bit offset; without a no-compression rule, a packet no rule
+/// matches fails with that explanation.
+#[test]
+fn explain_says_which_entry_stands_in_the_way() {
+    let packet = anchor_str("packet_hex");
+    // Hop limit 0x3f instead of 0x40 (byte 7, bit 56): rule 1 no longer matches.
+    let other = format!("{}3f{}", &packet[..14], &packet[16..]);
+    let out = schc(&["compress", "--rules", &anchor_rules(), "--explain", &other]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert_eq!(
+        stderr(&out),
+        "rule 1/8: entry 5 (fid-ipv6-hoplimit): the value at bit 56 fails the matching operator\n"
+    );
+    // Sent under the no-compression rule 0/8.
+    assert_eq!(stdout(&out).trim(), format!("00{other}"));
+
+    let out = schc(&["compress", "--rules", &anchor_rules(), "--explain", &packet]);
+    assert_eq!(stderr(&out), "rule 1/8: matches, 12 bits of residue\n");
+    assert_eq!(stdout(&out).trim(), anchor_str("expected_schc_hex"));
+
+    // Without the no-compression rule the packet cannot be sent, and the error says why.
+    let text = std::fs::read_to_string(anchor_rules()).unwrap();
+    let mut doc: Value = serde_json::from_str(&text).unwrap();
+    doc["ietf-schc:schc"]["rule"]
+        .as_array_mut()
+        .unwrap()
+        .retain(|r| r["rule-id-value"] == 1);
+    let only = scratch_file("anchor-rule-1-only.json", &doc.to_string());
+    let err = fails(&["compress", "--rules", only.to_str().unwrap(), &other]);
+    assert!(
+        err.contains("no compression rule matches")
+            && err.contains("rule 1/8: entry 5 (fid-ipv6-hoplimit)"),
+        "{err}"
+    );
+}

@@ -11,7 +11,7 @@ use std::process::ExitCode;
 
 use clap::error::ErrorKind;
 use clap::{Args, Parser, Subcommand, ValueEnum};
-use lpwan_schc::codec::{self, Config};
+use lpwan_schc::codec::{self, CompressError, Config};
 use lpwan_schc::rule::{Direction, RuleId, RuleSetBuf};
 use lpwan_schc::{export, json};
 use serde_json::json;
@@ -105,6 +105,10 @@ struct CompressArgs {
     #[arg(long, value_name = "BITS", default_value_t = 8,
           value_parser = clap::value_parser!(u8).range(1..))]
     l2_word: u8,
+    /// Also tell, on standard error, which rules match and, for each that does not, the
+    /// first entry that fails (field and bit offset).
+    #[arg(long)]
+    explain: bool,
     /// The packet, in hex (spaces and colons allowed).
     hex: String,
 }
@@ -211,8 +215,35 @@ fn compress(args: CompressArgs) -> Result<(), String> {
     // Generous: a SCHC packet is the packet's fields (or less), plus the rule ID (4 bytes at
     // most), size prefixes and padding (32 bytes at most). A shortfall would be an error.
     let mut out = vec![0u8; packet.len() * 2 + 64];
-    let done = codec::compress(&rules.as_set(), &packet, c.direction.into(), &cfg, &mut out)
-        .map_err(|e| format!("cannot compress: {e}"))?;
+    let (set, dir) = (rules.as_set(), c.direction.into());
+    // Which rule matches, and why the others do not.
+    let why = || {
+        let mut s = String::new();
+        codec::explain(&set, &packet, dir, &cfg, |id, r| {
+            s += &match r {
+                Ok(bits) => format!("rule {id}: matches, {bits} bits of residue\n"),
+                Err(m) => format!("rule {id}: {m}\n"),
+            };
+        });
+        s
+    };
+    if args.explain {
+        eprint!("{}", why());
+    }
+    let done = codec::compress(&set, &packet, dir, &cfg, &mut out).map_err(|e| match e {
+        // One line: why each rule (the first eight) does not match.
+        CompressError::NoMatch if !args.explain => {
+            let why = why();
+            let lines: Vec<&str> = why.lines().collect();
+            let more = lines.len().saturating_sub(8);
+            let mut reasons = lines[..lines.len() - more].join("; ");
+            if more > 0 {
+                reasons += &format!("; {more} more rules");
+            }
+            format!("cannot compress: {e}: {reasons}")
+        }
+        e => format!("cannot compress: {e}"),
+    })?;
     out.truncate(done.len);
     let hex = to_hex(&out);
     if c.json {
