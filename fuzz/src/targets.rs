@@ -92,6 +92,22 @@ fn check_round_trip(set: &RuleSet<'_>, pkt: &[u8], dir: Direction, cfg: &Config,
         Err(e) => panic!("a rule built to match refused the packet: {e}\n{pkt:02x?}"),
     };
     assert!(c.bits <= c.len * 8 && c.len <= out.len(), "{c:?}");
+    // explain (every rule, no index) agrees with compress (the index's candidates): the rule
+    // chosen matches, and a packet sent uncompressed matches no rule.
+    let mut chosen_matches = false;
+    let mut any_match = false;
+    codec::explain(set, pkt, dir, cfg, |id, r| {
+        any_match |= r.is_ok();
+        chosen_matches |= id == c.rule_id && r.is_ok();
+    });
+    let uncompressed = set
+        .no_compression()
+        .is_some_and(|r| r.id == c.rule_id && !chosen_matches);
+    assert!(
+        chosen_matches || (uncompressed && !any_match),
+        "compress chose rule {} but explain disagrees",
+        c.rule_id
+    );
     if !lossless(set, c.rule_id, dir) {
         return;
     }
