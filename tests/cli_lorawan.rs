@@ -57,7 +57,7 @@ fn iid_bad_input() {
     let e = fails(&["lorawan", "iid", "--deveui", "11223344", "--appskey", KEY]);
     assert_eq!(e, "error: --deveui: 4 bytes given, 8 needed\n");
     let e = fails(&["lorawan", "iid", "--deveui", EUI, "--appskey", "00"]);
-    assert_eq!(e, "error: --appskey: 1 bytes given, 16 needed\n");
+    assert_eq!(e, "error: --appskey: 1 byte given, 16 needed\n");
     let e = fails(&[
         "lorawan",
         "iid",

@@ -54,8 +54,9 @@ pub fn run(cmd: LorawanCommand) -> Result<(), String> {
 
 fn fixed<const N: usize>(hex: &str, what: &str) -> Result<[u8; N], String> {
     let bytes = parse_hex(hex).map_err(|e| format!("{what}: {e}"))?;
-    bytes
-        .as_slice()
-        .try_into()
-        .map_err(|_| format!("{what}: {} bytes given, {N} needed", bytes.len()))
+    bytes.as_slice().try_into().map_err(|_| {
+        let n = bytes.len();
+        let s = if n == 1 { "" } else { "s" };
+        format!("{what}: {n} byte{s} given, {N} needed")
+    })
 }
