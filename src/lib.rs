@@ -27,7 +27,8 @@
 //!
 //! [`profile`] holds technology profiles: RFC 9011 LoRaWAN with its heap-free device endpoint
 //! ([`profile::lorawan::Device`]), RFC 9442 Sigfox and RFC 9391 NB-IoT parameter sets. The
-//! LoRaWAN network-side endpoint, a context per DevEUI, is `network` (feature `std`).
+//! LoRaWAN network-side endpoint, a context per DevEUI, is `network` (feature `std`), and the
+//! service that runs it next to a network server is `bridge` (feature `bridge`).
 //!
 //! ## Guarantees
 //!
@@ -42,7 +43,9 @@
 //! - `std` (default, implies `alloc`): RFC 9363 JSON, captures, compression studies, rule
 //!   learning and conversion.
 //! - `plot` (default, implies `std`): SVG charts of compression studies.
-//! - `cli` (default, implies `std` and `plot`): the `schc` command.
+//! - `bridge` (default, implies `std`): the gateway bridge between a LoRaWAN network server's
+//!   MQTT integration (ChirpStack v4, The Things Stack v3) and IPv6 (`schc gateway`).
+//! - `cli` (default, implies `std`, `plot` and `bridge`): the `schc` command.
 //!
 //! ## Example
 //!
@@ -80,6 +83,12 @@ extern crate std;
     deny(clippy::indexing_slicing, clippy::unwrap_used, clippy::expect_used)
 )]
 pub mod bits;
+#[cfg(feature = "bridge")]
+#[cfg_attr(
+    not(test),
+    deny(clippy::indexing_slicing, clippy::unwrap_used, clippy::expect_used)
+)]
+pub mod bridge;
 #[cfg(feature = "std")]
 #[cfg_attr(
     not(test),

@@ -1,0 +1,435 @@
+//! The bridge as a service: the I/O around [`Bridge`].
+//!
+//! One task drives the MQTT connection (rumqttc): it connects, subscribes to the uplink topic
+//! with QoS 1, and reconnects after a failure with exponential backoff, giving up after
+//! `mqtt.max_retries` consecutive failures if that is set. The session at the broker is
+//! persistent (`clean_session = false`) and acknowledgements are manual: an uplink is
+//! acknowledged to the broker only once the bridge has handled it, so a QoS 1 uplink the
+//! bridge had not handled when it stopped is delivered again by the broker. The main task owns
+//! the [`Bridge`] and waits on the uplinks from that task, the IPv6 side (a UDP socket or a TUN
+//! interface), the next timer, and the shutdown signal. A third task serves `/metrics`.
+//!
+//! Shutdown: the main task stops waiting for new input, hands over everything already received
+//! (uplinks the MQTT task passed on, datagrams or packets queued at the IPv6 side), publishes
+//! what that produced, waits for the broker to acknowledge every publication, and
+//! disconnects, all within `shutdown.timeout_s`. Reassemblies still in progress are lost.
+
+use std::future::Future;
+use std::net::SocketAddr;
+use std::sync::atomic::Ordering::Relaxed;
+use std::sync::Arc;
+use std::time::Duration;
+
+use rumqttc::{AsyncClient, Event, EventLoop, MqttOptions, Outgoing, Packet, QoS};
+use thiserror::Error;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::{TcpListener, UdpSocket};
+use tokio::sync::mpsc;
+use tokio::time::Instant;
+use tracing::{debug, error, info, warn};
+
+use super::config::{Config, Delivery, LogFormat};
+use super::metrics::{Failure, Metrics};
+use super::{Action, Bridge};
+
+/// Why the service stopped with an error.
+#[derive(Debug, Error)]
+pub enum RunError {
+    /// The UDP socket could not be bound.
+    #[error("delivery.listen {addr}: {source}")]
+    Udp {
+        /// The address.
+        addr: SocketAddr,
+        /// The error.
+        source: std::io::Error,
+    },
+    /// The TUN interface could not be created.
+    #[error("delivery: TUN interface {name}: {problem} (Linux only; needs CAP_NET_ADMIN)")]
+    Tun {
+        /// The interface.
+        name: String,
+        /// What failed.
+        problem: String,
+    },
+    /// The metrics listener could not be bound.
+    #[error("metrics.listen {addr}: {source}")]
+    Metrics {
+        /// The address.
+        addr: SocketAddr,
+        /// The error.
+        source: std::io::Error,
+    },
+    /// The broker could not be reached `attempts` times in a row.
+    #[error("MQTT broker {host}:{port} unreachable after {attempts} attempts: {last}")]
+    Broker {
+        /// Host.
+        host: String,
+        /// Port.
+        port: u16,
+        /// Consecutive failed attempts.
+        attempts: u32,
+        /// The last error.
+        last: String,
+    },
+}
+
+/// Sets up logging on stderr as `cfg` says: text or JSON lines, filtered by `log.level` (the
+/// `RUST_LOG` variable, when set, wins). Call it once per process.
+pub fn init_logging(cfg: &Config) {
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .or_else(|_| tracing_subscriber::EnvFilter::try_new(&cfg.log_level))
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
+        .with_writer(std::io::stderr);
+    let _ = match cfg.log_format {
+        LogFormat::Json => builder.json().flatten_event(true).try_init(),
+        LogFormat::Text => builder.try_init(),
+    };
+}
+
+enum MqttIn {
+    Uplink(rumqttc::Publish),
+    GaveUp(RunError),
+}
+
+enum Ipv6Side {
+    Udp { socket: UdpSocket, peer: SocketAddr },
+    Tun(Box<tun::AsyncDevice>),
+}
+
+impl Ipv6Side {
+    async fn open(delivery: &Delivery) -> Result<Self, RunError> {
+        match delivery {
+            Delivery::Udp { listen, peer } => {
+                let socket = UdpSocket::bind(listen)
+                    .await
+                    .map_err(|source| RunError::Udp {
+                        addr: *listen,
+                        source,
+                    })?;
+                Ok(Self::Udp {
+                    socket,
+                    peer: *peer,
+                })
+            }
+            Delivery::Tun { name, mtu } => {
+                let mut c = tun::Configuration::default();
+                c.tun_name(name).mtu(*mtu).up();
+                let dev = tun::create_as_async(&c).map_err(|e| RunError::Tun {
+                    name: name.clone(),
+                    problem: e.to_string(),
+                })?;
+                Ok(Self::Tun(Box::new(dev)))
+            }
+        }
+    }
+
+    fn describe(&self) -> String {
+        match self {
+            Self::Udp { socket, peer } => format!(
+                "UDP {} -> {peer}",
+                socket
+                    .local_addr()
+                    .map_or_else(|_| "?".into(), |a| a.to_string())
+            ),
+            Self::Tun(_) => "TUN".into(),
+        }
+    }
+
+    async fn recv(&self, buf: &mut [u8]) -> std::io::Result<usize> {
+        match self {
+            Self::Udp { socket, .. } => socket.recv(buf).await,
+            Self::Tun(dev) => dev.recv(buf).await,
+        }
+    }
+
+    async fn send(&self, packet: &[u8]) -> std::io::Result<()> {
+        match self {
+            Self::Udp { socket, peer } => socket.send_to(packet, peer).await.map(|_| ()),
+            Self::Tun(dev) => dev.send(packet).await.map(|_| ()),
+        }
+    }
+}
+
+/// Runs the bridge for `cfg` until `shutdown` completes (then shuts down gracefully) or the
+/// broker stays unreachable. Counts into `metrics`; on return every counter is final.
+pub async fn run(
+    cfg: Config,
+    metrics: Arc<Metrics>,
+    shutdown: impl Future<Output = ()>,
+) -> Result<(), RunError> {
+    let start = Instant::now();
+    let now = move || u64::try_from(start.elapsed().as_micros()).unwrap_or(u64::MAX);
+    let mut bridge = Bridge::new(&cfg, metrics.clone());
+    let ipv6 = Ipv6Side::open(&cfg.delivery).await?;
+
+    if let Some(addr) = cfg.metrics {
+        let listener = TcpListener::bind(addr)
+            .await
+            .map_err(|source| RunError::Metrics { addr, source })?;
+        info!(listen = %listener.local_addr().map_or(addr, |a| a), "metrics served at /metrics");
+        tokio::spawn(serve_metrics(listener, metrics.clone()));
+    }
+
+    let m = &cfg.mqtt;
+    let mut opts = MqttOptions::new(&m.client_id, &m.host, m.port);
+    opts.set_keep_alive(m.keep_alive)
+        .set_clean_session(false)
+        .set_manual_acks(true)
+        .set_max_packet_size(256 * 1024, 256 * 1024);
+    if let Some((u, p)) = &m.credentials {
+        opts.set_credentials(u, p);
+    }
+    let (client, eventloop) = AsyncClient::new(opts, 256);
+    let (tx, mut rx) = mpsc::channel(1024);
+    let outstanding = Arc::new(std::sync::atomic::AtomicU64::new(0));
+    let mqtt_task = tokio::spawn(drive_mqtt(
+        eventloop,
+        client.clone(),
+        bridge.subscription(),
+        cfg.mqtt.clone(),
+        tx,
+        metrics.clone(),
+        outstanding.clone(),
+    ));
+    info!(
+        broker = %format!("{}:{}", m.host, m.port),
+        topic = %bridge.subscription(),
+        ipv6 = %ipv6.describe(),
+        devices = cfg.devices.len(),
+        "bridge started"
+    );
+
+    let mut buf = vec![0u8; 65_536];
+    tokio::pin!(shutdown);
+    let result = loop {
+        let deadline = bridge
+            .next_deadline()
+            .map(|d| start + Duration::from_micros(d));
+        tokio::select! {
+            biased;
+            () = &mut shutdown => break Ok(()),
+            msg = rx.recv() => match msg {
+                Some(MqttIn::Uplink(p)) => {
+                    let actions = bridge.handle_mqtt(&p.topic, &p.payload, now());
+                    perform(actions, &client, &ipv6, &metrics, &outstanding).await;
+                    let _ = client.ack(&p).await;
+                }
+                Some(MqttIn::GaveUp(e)) => break Err(e),
+                None => break Ok(()),
+            },
+            r = ipv6.recv(&mut buf) => match r {
+                Ok(n) => {
+                    let actions = bridge.handle_ipv6(buf.get(..n).unwrap_or(&[]), now());
+                    perform(actions, &client, &ipv6, &metrics, &outstanding).await;
+                }
+                Err(e) => warn!(error = %e, "IPv6 side: receive failed"),
+            },
+            () = sleep_until(deadline) => {
+                let actions = bridge.poll(now());
+                perform(actions, &client, &ipv6, &metrics, &outstanding).await;
+            }
+        }
+    };
+    if result.is_err() {
+        mqtt_task.abort();
+        return result;
+    }
+
+    // Graceful shutdown: hand over what was received, flush, disconnect.
+    info!("shutting down: handing over what was received");
+    let grace = tokio::time::sleep(cfg.shutdown_timeout);
+    tokio::pin!(grace);
+    let handover = async {
+        let mut handled = 0usize;
+        while let Ok(msg) = rx.try_recv() {
+            if let MqttIn::Uplink(p) = msg {
+                let actions = bridge.handle_mqtt(&p.topic, &p.payload, now());
+                perform(actions, &client, &ipv6, &metrics, &outstanding).await;
+                let _ = client.ack(&p).await;
+                handled += 1;
+            }
+        }
+        while let Ok(Ok(n)) = tokio::time::timeout(Duration::ZERO, ipv6.recv(&mut buf)).await {
+            let actions = bridge.handle_ipv6(buf.get(..n).unwrap_or(&[]), now());
+            perform(actions, &client, &ipv6, &metrics, &outstanding).await;
+            handled += 1;
+        }
+        while outstanding.load(Relaxed) > 0 {
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+        handled
+    };
+    tokio::select! {
+        handled = handover => info!(handled, "handed over; disconnecting"),
+        () = &mut grace => warn!(
+            unacknowledged = outstanding.load(Relaxed),
+            "shutdown timeout: publications not acknowledged by the broker"
+        ),
+    }
+    let _ = client.disconnect().await;
+    let _ = tokio::time::timeout(Duration::from_secs(2), mqtt_task).await;
+    metrics.mqtt_connected.store(0, Relaxed);
+    info!(sessions_lost = bridge.network().sessions().len(), "stopped");
+    Ok(())
+}
+
+async fn sleep_until(deadline: Option<Instant>) {
+    match deadline {
+        Some(d) => tokio::time::sleep_until(d).await,
+        None => std::future::pending().await,
+    }
+}
+
+async fn perform(
+    actions: Vec<Action>,
+    client: &AsyncClient,
+    ipv6: &Ipv6Side,
+    metrics: &Metrics,
+    outstanding: &std::sync::atomic::AtomicU64,
+) {
+    for a in actions {
+        match a {
+            Action::Publish { topic, payload } => {
+                outstanding.fetch_add(1, Relaxed);
+                if let Err(e) = client
+                    .publish(&topic, QoS::AtLeastOnce, false, payload)
+                    .await
+                {
+                    outstanding.fetch_sub(1, Relaxed);
+                    metrics.fail(Failure::Publish);
+                    error!(%topic, error = %e, "publish failed");
+                }
+            }
+            Action::Deliver { packet, .. } => {
+                if let Err(e) = ipv6.send(&packet).await {
+                    metrics.fail(Failure::Delivery);
+                    error!(error = %e, bytes = packet.len(), "IPv6 side: delivery failed");
+                }
+            }
+        }
+    }
+}
+
+/// Polls the MQTT event loop: forwards uplinks, (re)subscribes on every connection, counts
+/// acknowledged publications, and backs off after failures.
+async fn drive_mqtt(
+    mut eventloop: EventLoop,
+    client: AsyncClient,
+    filter: String,
+    cfg: super::config::Mqtt,
+    tx: mpsc::Sender<MqttIn>,
+    metrics: Arc<Metrics>,
+    outstanding: Arc<std::sync::atomic::AtomicU64>,
+) {
+    let mut failures = 0u32;
+    let mut delay = cfg.retry_initial;
+    loop {
+        match eventloop.poll().await {
+            Ok(Event::Incoming(Packet::ConnAck(ack))) => {
+                failures = 0;
+                delay = cfg.retry_initial;
+                metrics.mqtt_connected.store(1, Relaxed);
+                Metrics::add(&metrics.mqtt_connections, 1);
+                info!(
+                    session_present = ack.session_present,
+                    "connected to the broker"
+                );
+                if let Err(e) = client.try_subscribe(filter.as_str(), QoS::AtLeastOnce) {
+                    error!(error = %e, "subscribe failed");
+                }
+            }
+            Ok(Event::Incoming(Packet::SubAck(_))) => info!(topic = %filter, "subscribed"),
+            Ok(Event::Incoming(Packet::Publish(p))) => {
+                if tx.send(MqttIn::Uplink(p)).await.is_err() {
+                    return;
+                }
+            }
+            Ok(Event::Incoming(Packet::PubAck(_))) => {
+                let _ = outstanding.fetch_update(Relaxed, Relaxed, |n| n.checked_sub(1));
+            }
+            Ok(Event::Outgoing(Outgoing::Disconnect)) => {
+                debug!("disconnect sent");
+            }
+            Ok(_) => {}
+            Err(rumqttc::ConnectionError::RequestsDone) => return,
+            Err(e) => {
+                let was_connected = metrics.mqtt_connected.swap(0, Relaxed) == 1;
+                failures += 1;
+                Metrics::add(&metrics.mqtt_connect_failures, 1);
+                if cfg.max_retries.is_some_and(|max| failures >= max) {
+                    let _ = tx
+                        .send(MqttIn::GaveUp(RunError::Broker {
+                            host: cfg.host.clone(),
+                            port: cfg.port,
+                            attempts: failures,
+                            last: e.to_string(),
+                        }))
+                        .await;
+                    return;
+                }
+                if was_connected {
+                    warn!(error = %e, "connection to the broker lost; reconnecting");
+                } else {
+                    warn!(
+                        broker = %format!("{}:{}", cfg.host, cfg.port),
+                        error = %e,
+                        attempt = failures,
+                        retry_in_ms = u64::try_from(delay.as_millis()).unwrap_or(u64::MAX),
+                        "broker unreachable; retrying"
+                    );
+                }
+                tokio::time::sleep(delay).await;
+                delay = (delay * 2).min(cfg.retry_max);
+            }
+        }
+    }
+}
+
+/// Serves `GET /metrics` (Prometheus text format 0.0.4); anything else is a 404.
+async fn serve_metrics(listener: TcpListener, metrics: Arc<Metrics>) {
+    loop {
+        let Ok((mut stream, _)) = listener.accept().await else {
+            continue;
+        };
+        let metrics = metrics.clone();
+        tokio::spawn(async move {
+            let mut req = Vec::with_capacity(512);
+            let mut chunk = [0u8; 512];
+            let read = async {
+                while !req.windows(4).any(|w| w == b"\r\n\r\n") && req.len() < 8192 {
+                    match stream.read(&mut chunk).await {
+                        Ok(0) | Err(_) => break,
+                        Ok(n) => req.extend_from_slice(chunk.get(..n).unwrap_or(&[])),
+                    }
+                }
+            };
+            if tokio::time::timeout(Duration::from_secs(5), read)
+                .await
+                .is_err()
+            {
+                return;
+            }
+            let line = req.split(|&b| b == b'\r').next().unwrap_or(&[]);
+            let mut parts = line.split(|&b| b == b' ');
+            let (method, path) = (parts.next(), parts.next());
+            let (status, ctype, body) = match (method, path) {
+                (Some(b"GET"), Some(b"/metrics")) => (
+                    "200 OK",
+                    "text/plain; version=0.0.4; charset=utf-8",
+                    metrics.render(),
+                ),
+                _ => ("404 Not Found", "text/plain", "not found\n".to_string()),
+            };
+            let head = format!(
+                "HTTP/1.1 {status}\r\nContent-Type: {ctype}\r\nContent-Length: {}\r\nConnection: close\r\n\r\n",
+                body.len()
+            );
+            let _ = stream.write_all(head.as_bytes()).await;
+            let _ = stream.write_all(body.as_bytes()).await;
+            let _ = stream.shutdown().await;
+        });
+    }
+}
