@@ -18,6 +18,8 @@ use serde_json::json;
 
 #[path = "schc/frag_cmd.rs"]
 mod frag_cmd;
+#[path = "schc/gateway_cmd.rs"]
+mod gateway_cmd;
 #[path = "schc/lorawan_cmd.rs"]
 mod lorawan_cmd;
 #[path = "schc/ratio_cmd.rs"]
@@ -56,6 +58,9 @@ enum Command {
     /// RFC 9011 (SCHC over LoRaWAN) helpers: the DevIID.
     #[command(subcommand)]
     Lorawan(lorawan_cmd::LorawanCommand),
+    /// Bridges a LoRaWAN network server (MQTT: ChirpStack v4, The Things Stack v3) and IPv6.
+    #[command(long_about = gateway_cmd::GATEWAY_HELP)]
+    Gateway(gateway_cmd::GatewayArgs),
 }
 
 #[derive(Subcommand)]
@@ -201,6 +206,7 @@ fn run(command: Command) -> Result<(), String> {
         Command::Reassemble(args) => frag_cmd::reassemble(args),
         Command::Simulate(args) => frag_cmd::simulate(args),
         Command::Lorawan(cmd) => lorawan_cmd::run(cmd),
+        Command::Gateway(args) => gateway_cmd::run(args),
     }
 }
 
