@@ -708,3 +708,147 @@ fn sigterm_loses_no_received_packet() {
         sent.len()
     );
 }
+
+/// Whether this process may create TUN interfaces (root with /dev/net/tun and `ip`), or must
+/// (`SCHC_REQUIRE_TUN=1`, which `.ci/run` sets when it can create one).
+fn tun_possible() -> bool {
+    let ok = Path::new("/dev/net/tun").exists()
+        && Command::new("ip")
+            .args(["link", "show"])
+            .output()
+            .is_ok_and(|o| o.status.success())
+        && Command::new("id")
+            .arg("-u")
+            .output()
+            .is_ok_and(|o| o.stdout.starts_with(b"0\n"));
+    if !ok {
+        assert!(
+            std::env::var("SCHC_REQUIRE_TUN").as_deref() != Ok("1"),
+            "SCHC_REQUIRE_TUN=1 but TUN interfaces cannot be made here"
+        );
+        eprintln!("SKIPPED: TUN needs root, /dev/net/tun and iproute2");
+    }
+    ok
+}
+
+fn ip(args: &[&str]) {
+    let o = Command::new("ip").args(args).output().unwrap();
+    assert!(
+        o.status.success(),
+        "ip {}: {}",
+        args.join(" "),
+        String::from_utf8_lossy(&o.stderr)
+    );
+}
+
+/// With `delivery.kind = "tun"` the kernel is the IPv6 side: an uplink reaches a UDP socket
+/// bound to the application's address, and that socket's reply is routed into the interface,
+/// compressed, and published.
+#[test]
+fn tun_delivery_through_the_kernel() {
+    if !tun_possible() {
+        return;
+    }
+    let dir = scratch("tun");
+    let Some(broker) = Broker::start(&dir) else {
+        return;
+    };
+    let name = format!("schct{}", std::process::id() % 100_000);
+    let config = write_config(
+        &dir,
+        broker.port,
+        &format!("[network_server]\nkind = \"chirpstack\"\napplication_id = \"{APP}\""),
+        0,
+        9,
+        free_port(),
+    );
+    let text = std::fs::read_to_string(&config).unwrap();
+    let text = text.replace(
+        "kind = \"udp\"\nlisten = \"127.0.0.1:0\"\npeer = \"127.0.0.1:9\"",
+        &format!("kind = \"tun\"\nname = \"{name}\""),
+    );
+    assert!(text.contains("kind = \"tun\""));
+    std::fs::write(&config, text).unwrap();
+    let mut gateway = Gateway::start(&config);
+    gateway.wait_log("\"message\":\"subscribed\"", Duration::from_secs(60));
+    // The application's address on the interface, the devices' prefix routed into it.
+    ip(&[
+        "-6",
+        "addr",
+        "add",
+        "2001:db8:b::1/128",
+        "dev",
+        &name,
+        "nodad",
+    ]);
+    ip(&["-6", "route", "add", "2001:db8:a::/64", "dev", &name]);
+    let app = UdpSocket::bind("[2001:db8:b::1]:5683").unwrap();
+    app.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+    let mut ns = NetworkServer::connect(
+        broker.port,
+        &format!("application/{APP}/device/+/command/down"),
+    );
+
+    let rules = lpwan_schc::json::from_str(&std::fs::read_to_string(RULES).unwrap()).unwrap();
+    let iid = dev_iid(&APP_SKEY, &DEV_EUI);
+    let (mut tx, mut rx) = (vec![0u8; 1300], vec![0u8; 1600]);
+    let mut dev = Device::new(
+        rules.as_set(),
+        DEV_EUI,
+        APP_SKEY,
+        Buffers {
+            tx: &mut tx,
+            rx: &mut rx,
+        },
+    )
+    .unwrap();
+    let mut rng = SplitMix64::new(11);
+    let packet = link::coap_packet(iid, 90, true, &mut rng);
+    dev.send(&packet, 1).unwrap();
+    let mut out = vec![0u8; 1600];
+    while let DeviceAction::Send { fport, len } = dev.poll(2, &mut out).unwrap() {
+        ns.chirpstack_uplink(fport, &out[..len]);
+    }
+    let mut got = [0u8; 2000];
+    let (n, from) = app.recv_from(&mut got).unwrap();
+    assert_eq!(
+        &got[..n],
+        &packet[48..],
+        "the UDP payload the kernel delivered"
+    );
+    let mut dev_addr = [0u8; 16];
+    dev_addr[..8].copy_from_slice(&link::DEV_PREFIX);
+    dev_addr[8..].copy_from_slice(&iid);
+    assert_eq!(
+        from,
+        std::net::SocketAddr::from((dev_addr, u16::from_be_bytes([packet[40], packet[41]])))
+    );
+
+    // The reply: the kernel builds the IPv6/UDP packet and routes it into the interface.
+    let reply = b"\x62\x45\x12\x34\xAB\xCD\xFFtemperature=21.5";
+    app.send_to(reply, from).unwrap();
+    let t0 = Instant::now();
+    let packet = loop {
+        assert!(t0.elapsed() < Duration::from_secs(20), "no downlink");
+        if let Ok((topic, payload)) = ns.downlinks.recv_timeout(Duration::from_millis(500)) {
+            let (fport, data) = parse_downlink(false, &topic, &payload);
+            dev.handle_downlink(fport, &data, 3).unwrap();
+        }
+        match dev.poll(3, &mut out).unwrap() {
+            DeviceAction::Delivered { len } => break out[..len].to_vec(),
+            DeviceAction::Send { fport, len } => ns.chirpstack_uplink(fport, &out[..len]),
+            _ => {}
+        }
+    };
+    assert_eq!(
+        &packet[8..24],
+        &[0x20, 0x01, 0x0d, 0xb8, 0, 0x0b, 0, 0, 0, 0, 0, 0, 0, 0, 0, 1]
+    );
+    assert_eq!(&packet[24..40], &dev_addr);
+    assert_eq!(
+        &packet[48..],
+        reply,
+        "the device got the application's reply"
+    );
+    assert!(gateway.terminate().success());
+}
