@@ -852,3 +852,62 @@ fn tun_delivery_through_the_kernel() {
     );
     assert!(gateway.terminate().success());
 }
+
+/// 5,000 single-frame uplinks published back to back all arrive, in order and intact. The
+/// rate is printed (`-- --nocapture`) for docs/scaling.md; it is not asserted.
+#[test]
+fn five_thousand_uplinks_none_lost() {
+    let Some(mut s) = setup("load", false) else {
+        return;
+    };
+    let rules = lpwan_schc::json::from_str(&std::fs::read_to_string(RULES).unwrap()).unwrap();
+    let iid = dev_iid(&APP_SKEY, &DEV_EUI);
+    let cfg = lpwan_schc::Config {
+        dev_iid: Some(iid),
+        ..Default::default()
+    };
+    let mut rng = SplitMix64::new(5);
+    let mut sent = Vec::new();
+    let mut frames = Vec::new();
+    for _ in 0..5000 {
+        let p = link::coap_packet(iid, 60 + (rng.next_u64() % 20) as usize, true, &mut rng);
+        let mut schc = [0u8; 128];
+        let c = lpwan_schc::compress(
+            &rules.as_set(),
+            &p,
+            lpwan_schc::Direction::Up,
+            &cfg,
+            &mut schc,
+        )
+        .unwrap();
+        frames.push(schc[..c.len].to_vec());
+        sent.push(p);
+    }
+    let t0 = Instant::now();
+    let reader = {
+        let app = s.app.try_clone().unwrap();
+        let n = sent.len();
+        std::thread::spawn(move || {
+            let mut got = vec![0u8; 2000];
+            let mut received = Vec::with_capacity(n);
+            while received.len() < n {
+                let k = app.recv(&mut got).unwrap();
+                received.push(got[..k].to_vec());
+            }
+            received
+        })
+    };
+    for f in &frames {
+        s.ns.chirpstack_uplink(f[0], &f[1..]);
+    }
+    let received = reader.join().unwrap();
+    let secs = t0.elapsed().as_secs_f64();
+    assert_eq!(received, sent, "in order, none lost or altered");
+    let m = scrape(s.metrics);
+    assert_eq!(metric(&m, "schc_packets_total{direction=\"up\"}"), 5000);
+    eprintln!(
+        "5,000 uplinks through mosquitto and the bridge in {secs:.2} s: {:.0} uplinks/s",
+        5000.0 / secs
+    );
+    assert!(s.gateway.terminate().success());
+}
