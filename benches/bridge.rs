@@ -12,7 +12,7 @@ use std::time::Duration;
 use base64::Engine as _;
 use criterion::{black_box, criterion_group, criterion_main, Criterion, Throughput};
 use lpwan_schc::bridge::config::{
-    Config, Delivery, DeviceConfig, LogFormat, Mqtt, NetworkServerKind,
+    Config, Delivery, DeviceConfig, LogFormat, Mqtt, NetworkServerKind, Subscribe,
 };
 use lpwan_schc::bridge::metrics::Metrics;
 use lpwan_schc::bridge::{Action, Bridge};
@@ -73,7 +73,10 @@ fn event(eui: &DevEui, fport: u8, data: &[u8], f_cnt: u32) -> String {
 
 /// A bridge with `devices` configured devices, and (topic, event) uplinks and downlink packets
 /// of the first 1,024.
-fn setup(devices: u32) -> (Bridge, Vec<(String, Vec<u8>)>, Vec<Vec<u8>>) {
+/// (topic, JSON) of an uplink event.
+type Event = (String, Vec<u8>);
+
+fn setup(devices: u32) -> (Bridge, Vec<Event>, Vec<Vec<u8>>) {
     let rules = Arc::new(lpwan_schc::json::from_str(RULES).expect("rules"));
     let cfg = Config {
         mqtt: Mqtt {
@@ -85,6 +88,8 @@ fn setup(devices: u32) -> (Bridge, Vec<(String, Vec<u8>)>, Vec<Vec<u8>>) {
             retry_initial: Duration::from_millis(500),
             retry_max: Duration::from_secs(30),
             max_retries: None,
+            subscribe: Subscribe::Application,
+            share_group: None,
         },
         network_server: NetworkServerKind::ChirpStack {
             application_id: "app".into(),

@@ -117,7 +117,7 @@ fn uplinks_route_by_dev_eui_and_downlinks_by_dev_iid() {
     let cfg = parse(&config(CHIRPSTACK, "", &two_devices(false))).unwrap();
     let m = Arc::new(Metrics::default());
     let mut b = Bridge::new(&cfg, m.clone());
-    assert_eq!(b.subscription(), "application/app/device/+/event/up");
+    assert_eq!(b.subscriptions()[0], "application/app/device/+/event/up");
     let mut rng = SplitMix64::new(1);
     for (eui, key) in [(EUI_A, KEY_A), (EUI_B, KEY_B)] {
         let (p, fport, data) = frame(&eui, &key, &mut rng);
@@ -221,7 +221,7 @@ fn tts_downlinks_need_the_device_id_which_uplinks_teach() {
     let cfg = parse(&config(TTS, "", &two_devices(true))).unwrap();
     let m = Arc::new(Metrics::default());
     let mut b = Bridge::new(&cfg, m.clone());
-    assert_eq!(b.subscription(), "v3/app@t/devices/+/up");
+    assert_eq!(b.subscriptions()[0], "v3/app@t/devices/+/up");
     let mut rng = SplitMix64::new(3);
     let to = |eui, key, rng: &mut SplitMix64| link::coap_packet(dev_iid(key, eui), 60, false, rng);
     // A has its ID in the configuration; B's is not known until B's first uplink.

@@ -200,3 +200,69 @@ fn a_flood_of_fake_devices_stays_under_its_caps_and_a_genuine_packet_gets_throug
     assert_eq!(net.sessions().len(), 0);
     assert_eq!(net.sessions().bytes(), 0);
 }
+
+/// What the bridge adds per configured device on top of the network's context: its
+/// configuration entry and its downlink route. Runs after the flood in the same test binary
+/// only as its own test when asked (`-- --ignored`), since the allocator counts every thread.
+#[cfg(feature = "bridge")]
+#[test]
+#[ignore = "measures the process heap: run alone with `-- --ignored --nocapture`"]
+fn bridge_bytes_per_configured_device() {
+    use lpwan_schc::bridge::config::{
+        Config, Delivery, DeviceConfig, LogFormat, Mqtt, NetworkServerKind, Subscribe,
+    };
+    use lpwan_schc::bridge::{metrics::Metrics, Bridge};
+    use std::time::Duration;
+    let rules = Arc::new(
+        lpwan_schc::json::from_str(include_str!("../rules/lorawan-ipv6-udp.json")).unwrap(),
+    );
+    const N: u32 = 100_000;
+    let devices: Vec<DeviceConfig> = (0..N)
+        .map(|i| DeviceConfig {
+            dev_eui: fake(i),
+            app_skey: [i as u8; 16],
+            rules: rules.clone(),
+            downlink_mtu: 51,
+            app_iid: None,
+            tts_device_id: None,
+        })
+        .collect();
+    let cfg = Config {
+        mqtt: Mqtt {
+            host: "h".into(),
+            port: 1883,
+            client_id: "c".into(),
+            credentials: None,
+            keep_alive: Duration::from_secs(30),
+            retry_initial: Duration::from_millis(1),
+            retry_max: Duration::from_millis(1),
+            max_retries: None,
+            subscribe: Subscribe::Application,
+            share_group: None,
+        },
+        network_server: NetworkServerKind::ChirpStack {
+            application_id: "a".into(),
+        },
+        delivery: Delivery::Udp {
+            listen: "127.0.0.1:0".parse().unwrap(),
+            peer: "127.0.0.1:9".parse().unwrap(),
+        },
+        limits: NetworkLimits::default(),
+        iid_form: lorawan::IidForm::Binary,
+        metrics: None,
+        log_format: LogFormat::Text,
+        log_level: "off".into(),
+        shutdown_timeout: Duration::from_secs(1),
+        devices,
+    };
+    let before = LIVE.load(Ordering::Relaxed);
+    let bridge = Bridge::new(&cfg, Arc::new(Metrics::default()));
+    let after = LIVE.load(Ordering::Relaxed);
+    let per = (after - before) / N as usize;
+    eprintln!(
+        "Bridge::new with {N} configured devices: {} bytes, {per} per device",
+        after - before
+    );
+    assert!(per < 512, "{per} bytes per configured device");
+    drop(bridge);
+}

@@ -146,6 +146,23 @@ pub struct Mqtt {
     /// Consecutive failed attempts after which the bridge gives up (exits with an error);
     /// `None`: never.
     pub max_retries: Option<u32>,
+    /// What to subscribe to.
+    pub subscribe: Subscribe,
+    /// Subscribe as a member of this shared-subscription group (`$share/{group}/...`): the
+    /// broker spreads the messages over the group's members. Only with a broker that keeps a
+    /// device's messages on one member (docs/scaling.md).
+    pub share_group: Option<String>,
+}
+
+/// Which uplink topics the bridge subscribes to.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Subscribe {
+    /// Every device of the application (one wildcard subscription).
+    Application,
+    /// Only the configured devices, one subscription each: instances that split the devices
+    /// between them each receive only their own (docs/scaling.md).
+    Devices,
 }
 
 /// Log output format.
@@ -251,6 +268,8 @@ struct RawMqtt {
     retry_max_ms: u64,
     #[serde(default)]
     max_retries: u32,
+    subscribe: Option<Subscribe>,
+    share_group: Option<String>,
 }
 
 fn default_port() -> u16 {
@@ -437,6 +456,8 @@ impl Config {
             retry_initial: Duration::from_millis(m.retry_initial_ms),
             retry_max: Duration::from_millis(m.retry_max_ms),
             max_retries: (m.max_retries > 0).then_some(m.max_retries),
+            subscribe: m.subscribe.unwrap_or(Subscribe::Application),
+            share_group: m.share_group,
         };
 
         let topic_safe = |key: &str, v: &str| {
@@ -449,6 +470,9 @@ impl Config {
                 Ok(())
             }
         };
+        if let Some(g) = &mqtt.share_group {
+            topic_safe("mqtt.share_group", g)?;
+        }
         let network_server = match raw.network_server {
             RawNetworkServer::Chirpstack { application_id } => {
                 topic_safe("network_server.application_id", &application_id)?;
@@ -626,6 +650,22 @@ impl Config {
                 app_iid,
                 tts_device_id: d.tts_device_id,
             });
+        }
+        if mqtt.subscribe == Subscribe::Devices {
+            if devices.is_empty() {
+                return Err(invalid(
+                    "mqtt.subscribe",
+                    "\"devices\" with no [[devices]]: nothing to subscribe to".into(),
+                ));
+            }
+            if matches!(network_server, NetworkServerKind::Tts { .. }) {
+                if let Some(i) = devices.iter().position(|d| d.tts_device_id.is_none()) {
+                    return Err(invalid(
+                        &format!("devices[{i}].tts_device_id"),
+                        "mqtt.subscribe = \"devices\" with The Things Stack needs every device's ID (its topics name it)".into(),
+                    ));
+                }
+            }
         }
         Ok(Config {
             mqtt,

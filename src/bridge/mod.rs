@@ -28,7 +28,7 @@ use std::sync::Arc;
 
 use tracing::{debug, info, warn};
 
-use config::{hex, DeviceConfig, NetworkServerKind};
+use config::{hex, DeviceConfig, NetworkServerKind, Subscribe};
 pub use config::{Config, ConfigError};
 use metrics::{Failure, Metrics};
 
@@ -64,6 +64,7 @@ pub struct Bridge {
     routes: HashMap<[u8; 8], DevEui>,
     /// The Things Stack device IDs, from the configuration and learnt from uplinks.
     device_ids: HashMap<DevEui, String>,
+    subscriptions: Vec<String>,
     metrics: Arc<Metrics>,
 }
 
@@ -83,8 +84,22 @@ impl Bridge {
                 device_ids.insert(d.dev_eui, id.clone());
             }
         }
+        let ns = &cfg.network_server;
+        let filters = match cfg.mqtt.subscribe {
+            Subscribe::Application => vec![ns.uplink_filter()],
+            Subscribe::Devices => cfg
+                .devices
+                .iter()
+                .filter_map(|d| ns.device_topic(&d.dev_eui, d.tts_device_id.as_deref()))
+                .collect(),
+        };
+        let subscriptions = match &cfg.mqtt.share_group {
+            Some(g) => filters.iter().map(|f| format!("$share/{g}/{f}")).collect(),
+            None => filters,
+        };
         Self {
             ns: cfg.network_server.clone(),
+            subscriptions,
             network,
             devices: cfg.devices.iter().map(|d| (d.dev_eui, d.clone())).collect(),
             routes,
@@ -93,9 +108,10 @@ impl Bridge {
         }
     }
 
-    /// The topic filter to subscribe to.
-    pub fn subscription(&self) -> String {
-        self.ns.uplink_filter()
+    /// The topic filters to subscribe to: the application's uplinks, or each configured
+    /// device's (`mqtt.subscribe`), in a shared-subscription group if configured.
+    pub fn subscriptions(&self) -> &[String] {
+        &self.subscriptions
     }
 
     /// The network side (contexts, sessions, downlinks), for inspection.

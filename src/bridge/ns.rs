@@ -84,6 +84,21 @@ impl NetworkServerKind {
         }
     }
 
+    /// The uplink topic of one device (The Things Stack names devices by their ID: `None`
+    /// without one).
+    pub fn device_topic(&self, dev_eui: &DevEui, device_id: Option<&str>) -> Option<String> {
+        match self {
+            Self::ChirpStack { application_id } => Some(format!(
+                "application/{application_id}/device/{}/event/up",
+                hex(dev_eui)
+            )),
+            Self::Tts {
+                application_id,
+                tenant,
+            } => device_id.map(|id| format!("v3/{application_id}@{tenant}/devices/{id}/up")),
+        }
+    }
+
     /// Reads an uplink event published on `topic`.
     pub fn parse_uplink(&self, topic: &str, payload: &[u8]) -> Result<Uplink, NsError> {
         let field = |field, problem: String| NsError::Field {

@@ -16,7 +16,7 @@
 
 use std::future::Future;
 use std::net::SocketAddr;
-use std::sync::atomic::Ordering::Relaxed;
+use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -184,11 +184,12 @@ pub async fn run(
     }
     let (client, eventloop) = AsyncClient::new(opts, 256);
     let (tx, mut rx) = mpsc::channel(1024);
-    let outstanding = Arc::new(std::sync::atomic::AtomicU64::new(0));
+    let outstanding = Arc::new(AtomicU64::new(0));
+    let mut outbox = Outbox::default();
     let mqtt_task = tokio::spawn(drive_mqtt(
         eventloop,
         client.clone(),
-        bridge.subscription(),
+        bridge.subscriptions().to_vec(),
         cfg.mqtt.clone(),
         tx,
         metrics.clone(),
@@ -196,7 +197,7 @@ pub async fn run(
     ));
     info!(
         broker = %format!("{}:{}", m.host, m.port),
-        topic = %bridge.subscription(),
+        topics = %bridge.subscriptions().join(" "),
         ipv6 = %ipv6.describe(),
         devices = cfg.devices.len(),
         "bridge started"
@@ -214,8 +215,8 @@ pub async fn run(
             msg = rx.recv() => match msg {
                 Some(MqttIn::Uplink(p)) => {
                     let actions = bridge.handle_mqtt(&p.topic, &p.payload, now());
-                    perform(actions, &client, &ipv6, &metrics, &outstanding).await;
-                    let _ = client.ack(&p).await;
+                    perform(actions, &mut outbox, &ipv6, &metrics).await;
+                    outbox.queue.push_back(Out::Ack(p));
                 }
                 Some(MqttIn::GaveUp(e)) => break Err(e),
                 None => break Ok(()),
@@ -223,15 +224,17 @@ pub async fn run(
             r = ipv6.recv(&mut buf) => match r {
                 Ok(n) => {
                     let actions = bridge.handle_ipv6(buf.get(..n).unwrap_or(&[]), now());
-                    perform(actions, &client, &ipv6, &metrics, &outstanding).await;
+                    perform(actions, &mut outbox, &ipv6, &metrics).await;
                 }
                 Err(e) => warn!(error = %e, "IPv6 side: receive failed"),
             },
             () = sleep_until(deadline) => {
                 let actions = bridge.poll(now());
-                perform(actions, &client, &ipv6, &metrics, &outstanding).await;
+                perform(actions, &mut outbox, &ipv6, &metrics).await;
             }
+            () = tokio::time::sleep(Duration::from_millis(1)), if !outbox.is_empty() => {}
         }
+        outbox.flush(&client, &metrics, &outstanding);
     };
     if result.is_err() {
         mqtt_task.abort();
@@ -244,23 +247,30 @@ pub async fn run(
     tokio::pin!(grace);
     let handover = async {
         let mut handled = 0usize;
-        while let Ok(msg) = rx.try_recv() {
-            if let MqttIn::Uplink(p) = msg {
-                let actions = bridge.handle_mqtt(&p.topic, &p.payload, now());
-                perform(actions, &client, &ipv6, &metrics, &outstanding).await;
-                let _ = client.ack(&p).await;
+        loop {
+            // Uplinks the MQTT task passed on (it may pass more while the client's queue
+            // drains: those are handled too, until the timeout).
+            while let Ok(msg) = rx.try_recv() {
+                if let MqttIn::Uplink(p) = msg {
+                    let actions = bridge.handle_mqtt(&p.topic, &p.payload, now());
+                    perform(actions, &mut outbox, &ipv6, &metrics).await;
+                    outbox.queue.push_back(Out::Ack(p));
+                    outbox.flush(&client, &metrics, &outstanding);
+                    handled += 1;
+                }
+            }
+            // Packets queued at the IPv6 side.
+            while let Ok(Ok(n)) = tokio::time::timeout(Duration::ZERO, ipv6.recv(&mut buf)).await {
+                let actions = bridge.handle_ipv6(buf.get(..n).unwrap_or(&[]), now());
+                perform(actions, &mut outbox, &ipv6, &metrics).await;
                 handled += 1;
             }
+            outbox.flush(&client, &metrics, &outstanding);
+            if outbox.is_empty() && outstanding.load(Relaxed) == 0 && rx.is_empty() {
+                break handled;
+            }
+            tokio::time::sleep(Duration::from_millis(5)).await;
         }
-        while let Ok(Ok(n)) = tokio::time::timeout(Duration::ZERO, ipv6.recv(&mut buf)).await {
-            let actions = bridge.handle_ipv6(buf.get(..n).unwrap_or(&[]), now());
-            perform(actions, &client, &ipv6, &metrics, &outstanding).await;
-            handled += 1;
-        }
-        while outstanding.load(Relaxed) > 0 {
-            tokio::time::sleep(Duration::from_millis(10)).await;
-        }
-        handled
     };
     tokio::select! {
         handled = handover => info!(handled, "handed over; disconnecting"),
@@ -272,7 +282,12 @@ pub async fn run(
     let _ = client.disconnect().await;
     let _ = tokio::time::timeout(Duration::from_secs(2), mqtt_task).await;
     metrics.mqtt_connected.store(0, Relaxed);
-    info!(sessions_lost = bridge.network().sessions().len(), "stopped");
+    info!(
+        uplink_packets = metrics.uplink_packets.load(Relaxed),
+        downlink_packets = metrics.downlink_packets.load(Relaxed),
+        sessions_lost = bridge.network().sessions().len(),
+        "stopped"
+    );
     Ok(())
 }
 
@@ -283,25 +298,59 @@ async fn sleep_until(deadline: Option<Instant>) {
     }
 }
 
-async fn perform(
-    actions: Vec<Action>,
-    client: &AsyncClient,
-    ipv6: &Ipv6Side,
-    metrics: &Metrics,
-    outstanding: &std::sync::atomic::AtomicU64,
-) {
+/// What the main task hands to the MQTT client, in order. The client's request queue is
+/// bounded and drained by the MQTT task, which itself waits when the main task's inbox is
+/// full: the main task therefore never waits on the queue (that cycle deadlocks under a flood
+/// of uplinks) but keeps what does not fit here and retries.
+#[derive(Default)]
+struct Outbox {
+    queue: std::collections::VecDeque<Out>,
+}
+
+enum Out {
+    Ack(rumqttc::Publish),
+    Publish { topic: String, payload: Vec<u8> },
+}
+
+impl Outbox {
+    fn is_empty(&self) -> bool {
+        self.queue.is_empty()
+    }
+
+    /// Hands over as much as the client takes now.
+    fn flush(&mut self, client: &AsyncClient, metrics: &Metrics, outstanding: &AtomicU64) {
+        while let Some(out) = self.queue.pop_front() {
+            let r = match &out {
+                Out::Ack(p) => client.try_ack(p),
+                Out::Publish { topic, payload } => client
+                    .try_publish(topic.as_str(), QoS::AtLeastOnce, false, payload.clone())
+                    .inspect(|()| {
+                        outstanding.fetch_add(1, Relaxed);
+                    }),
+            };
+            match r {
+                Ok(()) => {}
+                Err(rumqttc::ClientError::TryRequest(_)) => {
+                    // Full: keep it, in order, for the next flush.
+                    self.queue.push_front(out);
+                    return;
+                }
+                Err(e) => {
+                    if let Out::Publish { topic, .. } = &out {
+                        metrics.fail(Failure::Publish);
+                        error!(%topic, error = %e, "publish failed");
+                    }
+                }
+            }
+        }
+    }
+}
+
+async fn perform(actions: Vec<Action>, outbox: &mut Outbox, ipv6: &Ipv6Side, metrics: &Metrics) {
     for a in actions {
         match a {
             Action::Publish { topic, payload } => {
-                outstanding.fetch_add(1, Relaxed);
-                if let Err(e) = client
-                    .publish(&topic, QoS::AtLeastOnce, false, payload)
-                    .await
-                {
-                    outstanding.fetch_sub(1, Relaxed);
-                    metrics.fail(Failure::Publish);
-                    error!(%topic, error = %e, "publish failed");
-                }
+                outbox.queue.push_back(Out::Publish { topic, payload });
             }
             Action::Deliver { packet, .. } => {
                 if let Err(e) = ipv6.send(&packet).await {
@@ -318,14 +367,15 @@ async fn perform(
 async fn drive_mqtt(
     mut eventloop: EventLoop,
     client: AsyncClient,
-    filter: String,
+    filters: Vec<String>,
     cfg: super::config::Mqtt,
     tx: mpsc::Sender<MqttIn>,
     metrics: Arc<Metrics>,
-    outstanding: Arc<std::sync::atomic::AtomicU64>,
+    outstanding: Arc<AtomicU64>,
 ) {
     let mut failures = 0u32;
     let mut delay = cfg.retry_initial;
+    let mut pending_subacks = 0usize;
     loop {
         match eventloop.poll().await {
             Ok(Event::Incoming(Packet::ConnAck(ack))) => {
@@ -337,11 +387,30 @@ async fn drive_mqtt(
                     session_present = ack.session_present,
                     "connected to the broker"
                 );
-                if let Err(e) = client.try_subscribe(filter.as_str(), QoS::AtLeastOnce) {
-                    error!(error = %e, "subscribe failed");
+                // One SUBSCRIBE per 100 filters (a broker may cap a packet's size).
+                for chunk in filters.chunks(100) {
+                    let many = chunk
+                        .iter()
+                        .map(|f| rumqttc::SubscribeFilter::new(f.clone(), QoS::AtLeastOnce));
+                    if let Err(e) = client.try_subscribe_many(many) {
+                        error!(error = %e, "subscribe failed");
+                    }
+                }
+                pending_subacks = filters.len().div_ceil(100);
+            }
+            Ok(Event::Incoming(Packet::SubAck(ack))) => {
+                if ack
+                    .return_codes
+                    .iter()
+                    .any(|c| matches!(c, rumqttc::SubscribeReasonCode::Failure))
+                {
+                    error!("the broker refused a subscription (check its ACL)");
+                }
+                pending_subacks = pending_subacks.saturating_sub(1);
+                if pending_subacks == 0 {
+                    info!(topics = filters.len(), "subscribed");
                 }
             }
-            Ok(Event::Incoming(Packet::SubAck(_))) => info!(topic = %filter, "subscribed"),
             Ok(Event::Incoming(Packet::Publish(p))) => {
                 if tx.send(MqttIn::Uplink(p)).await.is_err() {
                     return;

@@ -34,13 +34,17 @@ pub struct GatewayArgs {
 pub fn run(args: GatewayArgs) -> Result<(), String> {
     let cfg = Config::load(&args.config).map_err(|e| e.to_string())?;
     if args.check {
+        let bridge = bridge::Bridge::new(&cfg, Arc::new(Metrics::default()));
+        let topics = match bridge.subscriptions() {
+            [one] => format!("topic {one}"),
+            many => format!("{} topics", many.len()),
+        };
         println!(
-            "{}: ok: {} devices, broker {}:{}, topic {}",
+            "{}: ok: {} devices, broker {}:{}, {topics}",
             args.config.display(),
             cfg.devices.len(),
             cfg.mqtt.host,
             cfg.mqtt.port,
-            cfg.network_server.uplink_filter()
         );
         return Ok(());
     }
