@@ -386,6 +386,15 @@ fn cli_checks_the_configuration_and_gives_up_on_an_unreachable_broker() {
         "{out}"
     );
 
+    // The shipped example configuration is valid.
+    let example = format!("{root}/docs/gateway.example.toml");
+    let (code, out, err) = schc(&["gateway", "--config", &example, "--check"]);
+    assert_eq!(code, 0, "{err}");
+    assert!(
+        out.contains(": ok: 2 devices, broker 127.0.0.1:1883, topic application/"),
+        "{out}"
+    );
+
     let bad = dir.join("bad.toml");
     std::fs::write(&bad, good.replace("kind = \"udp\"", "kind = \"pipe\"")).unwrap();
     let (code, _, err) = schc(&["gateway", "--config", bad.to_str().unwrap()]);
