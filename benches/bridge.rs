@@ -88,6 +88,7 @@ fn setup(devices: u32) -> (Bridge, Vec<Event>, Vec<Vec<u8>>) {
             retry_initial: Duration::from_millis(500),
             retry_max: Duration::from_secs(30),
             max_retries: None,
+            tls: None,
             subscribe: Subscribe::Application,
             share_group: None,
         },

@@ -55,6 +55,11 @@ struct Broker {
 
 impl Broker {
     fn start(dir: &Path) -> Option<Broker> {
+        Self::start_with(dir, "", None)
+    }
+
+    /// With `extra` configuration lines, and another listener that must come up.
+    fn start_with(dir: &Path, extra: &str, also: Option<u16>) -> Option<Broker> {
         let bin = ["mosquitto", "/usr/sbin/mosquitto"]
             .into_iter()
             .find(|b| Command::new(b).arg("-h").output().is_ok());
@@ -71,7 +76,8 @@ impl Broker {
             &conf,
             format!(
                 "listener {port} 127.0.0.1\nallow_anonymous true\npersistence false\n\
-                 max_queued_messages 0\nlog_dest stderr\nlog_type error\nlog_type warning\nlog_type notice\n"
+                 max_queued_messages 0\nlog_dest stderr\nlog_type error\nlog_type warning\nlog_type notice\n\
+                 {extra}"
             ),
         )
         .unwrap();
@@ -84,12 +90,15 @@ impl Broker {
             .unwrap();
         let b = Broker { child, port };
         let t0 = Instant::now();
-        while TcpStream::connect(("127.0.0.1", port)).is_err() {
-            assert!(
-                t0.elapsed() < Duration::from_secs(10),
-                "mosquitto did not start"
-            );
-            std::thread::sleep(Duration::from_millis(20));
+        for p in std::iter::once(port).chain(also) {
+            while TcpStream::connect(("127.0.0.1", p)).is_err() {
+                assert!(
+                    t0.elapsed() < Duration::from_secs(10),
+                    "mosquitto did not start:\n{}",
+                    std::fs::read_to_string(dir.join("mosquitto.log")).unwrap_or_default()
+                );
+                std::thread::sleep(Duration::from_millis(20));
+            }
         }
         Some(b)
     }
@@ -1110,4 +1119,111 @@ fn publish_as(ns: &mut NetworkServer, eui: &[u8; 8], fport: u8, payload: &[u8]) 
             serde_json::to_vec(&ev).unwrap(),
         )
         .unwrap();
+}
+
+/// TLS to the broker: the bridge checks the broker's certificate against `mqtt.ca_file` (here
+/// a CA made for the test), and refuses a broker whose certificate does not chain to it.
+#[test]
+fn tls_to_the_broker() {
+    let dir = scratch("tls");
+    let ca_key = rcgen::KeyPair::generate().unwrap();
+    let mut ca = rcgen::CertificateParams::new(Vec::<String>::new()).unwrap();
+    ca.is_ca = rcgen::IsCa::Ca(rcgen::BasicConstraints::Unconstrained);
+    ca.distinguished_name
+        .push(rcgen::DnType::CommonName, "lpwan-schc test CA");
+    let ca = ca.self_signed(&ca_key).unwrap();
+    let srv_key = rcgen::KeyPair::generate().unwrap();
+    let srv = rcgen::CertificateParams::new(vec!["127.0.0.1".to_string(), "localhost".into()])
+        .unwrap()
+        .signed_by(&srv_key, &ca, &ca_key)
+        .unwrap();
+    std::fs::write(dir.join("ca.pem"), ca.pem()).unwrap();
+    std::fs::write(dir.join("server.pem"), srv.pem()).unwrap();
+    std::fs::write(dir.join("server.key"), srv_key.serialize_pem()).unwrap();
+    // Another CA, which did not sign the broker's certificate.
+    let other_key = rcgen::KeyPair::generate().unwrap();
+    let mut other = rcgen::CertificateParams::new(Vec::<String>::new()).unwrap();
+    other.is_ca = rcgen::IsCa::Ca(rcgen::BasicConstraints::Unconstrained);
+    let other = other.self_signed(&other_key).unwrap();
+    std::fs::write(dir.join("other-ca.pem"), other.pem()).unwrap();
+
+    // The TLS listener for the bridge; a plain one for the test's network server.
+    let plain = free_port();
+    let Some(broker) = Broker::start_with(
+        &dir,
+        &format!(
+            "cafile {d}/ca.pem\ncertfile {d}/server.pem\nkeyfile {d}/server.key\n\
+             listener {plain} 127.0.0.1\n",
+            d = dir.display()
+        ),
+        Some(plain),
+    ) else {
+        return;
+    };
+    let app = UdpSocket::bind("127.0.0.1:0").unwrap();
+    app.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+    let config = write_config(
+        &dir,
+        broker.port,
+        &format!("[network_server]\nkind = \"chirpstack\"\napplication_id = \"{APP}\""),
+        free_port(),
+        app.local_addr().unwrap().port(),
+        free_port(),
+    );
+    let text = std::fs::read_to_string(&config).unwrap();
+    let tls = text.replace(
+        "retry_initial_ms = 100",
+        &format!(
+            "retry_initial_ms = 100\ntls = true\nca_file = \"{}/ca.pem\"",
+            dir.display()
+        ),
+    );
+    std::fs::write(&config, &tls).unwrap();
+    let mut gateway = Gateway::start(&config);
+    gateway.wait_log("\"message\":\"subscribed\"", Duration::from_secs(60));
+    let mut ns = NetworkServer::connect(plain, &format!("application/{APP}/device/+/command/down"));
+
+    let rules = lpwan_schc::json::from_str(&std::fs::read_to_string(RULES).unwrap()).unwrap();
+    let iid = dev_iid(&APP_SKEY, &DEV_EUI);
+    let p = link::coap_packet(iid, 64, true, &mut SplitMix64::new(1));
+    let cfg = lpwan_schc::Config {
+        dev_iid: Some(iid),
+        ..Default::default()
+    };
+    let mut schc = [0u8; 128];
+    let c = lpwan_schc::compress(
+        &rules.as_set(),
+        &p,
+        lpwan_schc::Direction::Up,
+        &cfg,
+        &mut schc,
+    )
+    .unwrap();
+    ns.chirpstack_uplink(schc[0], &schc[1..c.len]);
+    let mut got = [0u8; 2000];
+    let n = app.recv(&mut got).unwrap();
+    assert_eq!(&got[..n], &p[..]);
+    assert!(gateway.terminate().success());
+
+    // A CA that did not sign the broker's certificate: refused, and said so.
+    let wrong = tls.replace("/ca.pem", "/other-ca.pem").replace(
+        "retry_max_ms = 1000",
+        "retry_max_ms = 1000\nmax_retries = 2",
+    );
+    std::fs::write(&config, wrong).unwrap();
+    let out = Command::new(env!("CARGO_BIN_EXE_schc"))
+        .args(["gateway", "--config"])
+        .arg(&config)
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{err}");
+    let last = err.lines().last().unwrap_or("");
+    assert!(
+        last.starts_with(&format!(
+            "error: MQTT broker 127.0.0.1:{} unreachable after 2 attempts: ",
+            broker.port
+        )) && last.contains("certificate"),
+        "{err}"
+    );
 }

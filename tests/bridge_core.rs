@@ -339,6 +339,27 @@ fn configuration_errors_name_the_key() {
             config(CHIRPSTACK, "", &devices).replace("[mqtt]\nhost = \"127.0.0.1\"", ""),
             "missing field `mqtt`",
         ),
+        (
+            config(CHIRPSTACK, "", &devices).replace(
+                "host = \"127.0.0.1\"",
+                "host = \"127.0.0.1\"\ntls = true",
+            ),
+            "mqtt.ca_file: tls = true needs the CA certificates (PEM)",
+        ),
+        (
+            config(CHIRPSTACK, "", &devices).replace(
+                "host = \"127.0.0.1\"",
+                "host = \"127.0.0.1\"\ntls = true\nca_file = \"rules/anchor.json\"",
+            ),
+            "mqtt.ca_file: ",
+        ),
+        (
+            config(CHIRPSTACK, "", &devices).replace(
+                "host = \"127.0.0.1\"",
+                "host = \"127.0.0.1\"\nca_file = \"x.pem\"",
+            ),
+            "mqtt.tls: ca_file or a client certificate given, but tls = false",
+        ),
     ];
     for (text, want) in cases {
         let e = parse(&text).unwrap_err().to_string();

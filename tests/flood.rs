@@ -237,6 +237,7 @@ fn bridge_bytes_per_configured_device() {
             retry_initial: Duration::from_millis(1),
             retry_max: Duration::from_millis(1),
             max_retries: None,
+            tls: None,
             subscribe: Subscribe::Application,
             share_group: None,
         },

@@ -146,12 +146,34 @@ pub struct Mqtt {
     /// Consecutive failed attempts after which the bridge gives up (exits with an error);
     /// `None`: never.
     pub max_retries: Option<u32>,
+    /// TLS to the broker: the CA certificates (PEM) the broker's certificate must chain to, and
+    /// optionally a client certificate and key (PEM) for brokers that authenticate clients.
+    pub tls: Option<Tls>,
     /// What to subscribe to.
     pub subscribe: Subscribe,
     /// Subscribe as a member of this shared-subscription group (`$share/{group}/...`): the
     /// broker spreads the messages over the group's members. Only with a broker that keeps a
     /// device's messages on one member (docs/scaling.md).
     pub share_group: Option<String>,
+}
+
+/// TLS settings, read from the files the configuration names.
+#[derive(Clone, PartialEq, Eq)]
+pub struct Tls {
+    /// CA certificates, PEM.
+    pub ca: Vec<u8>,
+    /// Client certificate chain and private key, PEM.
+    pub client: Option<(Vec<u8>, Vec<u8>)>,
+}
+
+impl fmt::Debug for Tls {
+    /// Leaves the key out.
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Tls")
+            .field("ca_bytes", &self.ca.len())
+            .field("client_auth", &self.client.is_some())
+            .finish()
+    }
 }
 
 /// Which uplink topics the bridge subscribes to.
@@ -270,6 +292,11 @@ struct RawMqtt {
     max_retries: u32,
     subscribe: Option<Subscribe>,
     share_group: Option<String>,
+    #[serde(default)]
+    tls: bool,
+    ca_file: Option<PathBuf>,
+    client_cert_file: Option<PathBuf>,
+    client_key_file: Option<PathBuf>,
 }
 
 fn default_port() -> u16 {
@@ -447,6 +474,46 @@ impl Config {
                 return Err(invalid("mqtt.password", "given without a username".into()))
             }
         };
+        let read_pem = |key: &str, rel: &Path| -> Result<Vec<u8>, ConfigError> {
+            let full = base.join(rel);
+            let bytes = std::fs::read(&full)
+                .map_err(|e| invalid(key, format!("{}: {e}", full.display())))?;
+            if !bytes.windows(11).any(|w| w == b"-----BEGIN ") {
+                return Err(invalid(key, format!("{}: not a PEM file", full.display())));
+            }
+            Ok(bytes)
+        };
+        let tls = match (m.tls, &m.ca_file, &m.client_cert_file, &m.client_key_file) {
+            (false, None, None, None) => None,
+            (false, ..) => {
+                return Err(invalid(
+                    "mqtt.tls",
+                    "ca_file or a client certificate given, but tls = false".into(),
+                ))
+            }
+            (true, None, ..) => {
+                return Err(invalid(
+                    "mqtt.ca_file",
+                    "tls = true needs the CA certificates (PEM), e.g. /etc/ssl/certs/ca-certificates.crt".into(),
+                ))
+            }
+            (true, Some(ca), cert, key) => Some(Tls {
+                ca: read_pem("mqtt.ca_file", ca)?,
+                client: match (cert, key) {
+                    (Some(c), Some(k)) => Some((
+                        read_pem("mqtt.client_cert_file", c)?,
+                        read_pem("mqtt.client_key_file", k)?,
+                    )),
+                    (None, None) => None,
+                    _ => {
+                        return Err(invalid(
+                            "mqtt.client_key_file",
+                            "give both client_cert_file and client_key_file, or neither".into(),
+                        ))
+                    }
+                },
+            }),
+        };
         let mqtt = Mqtt {
             host: m.host,
             port: m.port,
@@ -456,6 +523,7 @@ impl Config {
             retry_initial: Duration::from_millis(m.retry_initial_ms),
             retry_max: Duration::from_millis(m.retry_max_ms),
             max_retries: (m.max_retries > 0).then_some(m.max_retries),
+            tls,
             subscribe: m.subscribe.unwrap_or(Subscribe::Application),
             share_group: m.share_group,
         };

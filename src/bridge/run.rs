@@ -182,6 +182,15 @@ pub async fn run(
     if let Some((u, p)) = &m.credentials {
         opts.set_credentials(u, p);
     }
+    if let Some(tls) = &m.tls {
+        opts.set_transport(rumqttc::Transport::tls_with_config(
+            rumqttc::TlsConfiguration::Simple {
+                ca: tls.ca.clone(),
+                alpn: None,
+                client_auth: tls.client.clone(),
+            },
+        ));
+    }
     let (client, eventloop) = AsyncClient::new(opts, 256);
     let (tx, mut rx) = mpsc::channel(1024);
     let outstanding = Arc::new(AtomicU64::new(0));
