@@ -40,11 +40,27 @@ fn free_port() -> u16 {
         .port()
 }
 
-fn scratch(name: &str) -> PathBuf {
+/// A fresh folder for a test's files, removed when dropped.
+struct Scratch(PathBuf);
+
+impl std::ops::Deref for Scratch {
+    type Target = Path;
+    fn deref(&self) -> &Path {
+        &self.0
+    }
+}
+
+impl Drop for Scratch {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
+
+fn scratch(name: &str) -> Scratch {
     let dir = std::env::temp_dir().join(format!("schc-bridge-{}-{name}", std::process::id()));
     let _ = std::fs::remove_dir_all(&dir);
     std::fs::create_dir_all(&dir).unwrap();
-    dir
+    Scratch(dir)
 }
 
 /// A mosquitto on a free loopback port, killed on drop.
@@ -376,6 +392,7 @@ struct Setup {
     gw_udp: u16,
     metrics: u16,
     config: PathBuf,
+    _dir: Scratch,
 }
 
 fn setup(name: &str, tts: bool) -> Option<Setup> {
@@ -414,6 +431,7 @@ fn setup(name: &str, tts: bool) -> Option<Setup> {
         gw_udp,
         metrics,
         config,
+        _dir: dir,
     })
 }
 

@@ -454,3 +454,39 @@ fn cli_checks_the_configuration_and_gives_up_on_an_unreachable_broker() {
     assert!(err.contains("broker unreachable; retrying"), "{err}");
     assert!(err.contains("retry_in_ms=100"), "{err}");
 }
+
+/// A fragmented downlink the device never acknowledges: at each retransmission timer the
+/// bridge publishes an ACK REQ (the All-1 again) on FPort 21, and after MAX_ACK_REQUESTS it
+/// gives up, counted as `downlink_aborted`. The timers come from `next_deadline`.
+#[test]
+fn unacknowledged_downlink_asks_again_then_aborts() {
+    let cfg = parse(&config(CHIRPSTACK, "", &two_devices(false))).unwrap();
+    let m = Arc::new(Metrics::default());
+    let mut b = Bridge::new(&cfg, m.clone());
+    let mut rng = SplitMix64::new(6);
+    let down = link::coap_packet(dev_iid(&KEY_A, &EUI_A), 200, false, &mut rng);
+    let first = b.handle_ipv6(&down, 0);
+    assert_eq!(first.len(), 1);
+    let mut asks = 0;
+    let mut now = 0;
+    while let Some(t) = b.next_deadline() {
+        assert!(t > now, "the deadline moves on");
+        now = t;
+        for a in b.poll(now) {
+            let Action::Publish { payload, .. } = a else {
+                panic!("{a:?}");
+            };
+            let cmd: chirpstack_api::integration::DownlinkCommand =
+                serde_json::from_slice(&payload).unwrap();
+            assert_eq!(cmd.f_port, 21);
+            asks += 1;
+        }
+        if m.failures(Failure::DownlinkAborted) > 0 {
+            break;
+        }
+        assert!(asks < 100, "it never gives up");
+    }
+    assert_eq!(m.failures(Failure::DownlinkAborted), 1);
+    assert!(asks >= 2, "{asks} frames sent again");
+    assert_eq!(b.network().senders().len(), 0);
+}
