@@ -490,3 +490,61 @@ fn unacknowledged_downlink_asks_again_then_aborts() {
     assert!(asks >= 2, "{asks} frames sent again");
     assert_eq!(b.network().senders().len(), 0);
 }
+
+mod hostile {
+    use super::*;
+    use proptest::prelude::*;
+
+    fn bridge(tts: bool) -> (Bridge, Arc<Metrics>) {
+        let ns = if tts { TTS } else { CHIRPSTACK };
+        let cfg = parse(&config(ns, "", &two_devices(true))).unwrap();
+        let m = Arc::new(Metrics::default());
+        (Bridge::new(&cfg, m.clone()), m)
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(400))]
+
+        /// Arbitrary bytes on the uplink topic, and a valid event with bytes flipped: nothing
+        /// panics, and what ChirpStack's type does not parse is counted as a bad event.
+        #[test]
+        fn arbitrary_messages_are_refused_and_counted(
+            payload in proptest::collection::vec(any::<u8>(), 0..600),
+            flips in proptest::collection::vec((any::<usize>(), any::<u8>()), 0..8),
+            data in proptest::collection::vec(any::<u8>(), 0..300),
+            fport in any::<u8>(),
+            tts in any::<bool>(),
+        ) {
+            let (mut b, m) = bridge(tts);
+            let topic = if tts {
+                "v3/app@t/devices/dev-a/up".to_string()
+            } else {
+                format!("application/app/device/{}/event/up", hex(&EUI_A))
+            };
+            let _ = b.handle_mqtt(&topic, &payload, 1);
+            let (_, mut json) = if tts {
+                let v = serde_json::json!({
+                    "end_device_ids": {"device_id": "dev-a", "dev_eui": hex(&EUI_A)},
+                    "uplink_message": {"f_port": fport, "frm_payload": base64(&data)}
+                });
+                (String::new(), serde_json::to_vec(&v).unwrap())
+            } else {
+                chirpstack_up(&EUI_A, fport, &data)
+            };
+            for (at, x) in flips {
+                let n = json.len();
+                json[at % n] ^= x;
+            }
+            let before = m.failures(Failure::BadEvent);
+            let out = b.handle_mqtt(&topic, &json, 2);
+            let typed = serde_json::from_slice::<chirpstack_api::integration::UplinkEvent>(&json);
+            if !tts && typed.is_err() {
+                prop_assert_eq!(m.failures(Failure::BadEvent), before + 1);
+                prop_assert!(out.is_empty());
+            }
+            // Arbitrary bytes as a downlink packet.
+            let _ = b.handle_ipv6(&payload, 3);
+            let _ = b.poll(u64::MAX / 2);
+        }
+    }
+}
