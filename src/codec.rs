@@ -15,6 +15,11 @@ use thiserror::Error;
 
 use crate::bits::{get_bits, size_prefix_len, BitError, BitReader, BitWriter};
 use crate::packet::{FieldRef, Headers, FIELD_SLOTS, IPV6_HEADER_LEN, MAX_OPTIONS, UDP_HEADER_LEN};
+use crate::rule::compiled::{
+    CompiledField, CDA_APP_IID, CDA_COMPUTE, CDA_DEV_IID, CDA_LSB, CDA_NOT_SENT, CDA_VALUE_SENT,
+    DI_DOWN, DI_UP, LEN_TOKEN, LEN_VARIABLE, MO_EQUAL, MO_EQUAL_POOL, MO_IGNORE, MO_MASK, MO_MSB,
+    OPTION_KEY,
+};
 use crate::rule::index::{KeyHasher, RuleIndex, GROUP_DOWN, MAX_KEYS};
 use crate::rule::{
     fits_right_aligned, Cda, Direction, Fid, FieldDesc, FieldLength, Layer, MatchingOperator,
@@ -315,12 +320,28 @@ pub fn compress<'a>(
     let h = Headers::parse_from(packet, dir, cfg.first_layer);
     let mut m = Matcher::new(&h, cfg);
     let mut best: Option<(&Rule, usize, Option<Layer>)> = None;
+    // The compiled form, trusted only in a validated set (which `validate` checked it against).
+    let compiled = set
+        .index()
+        .map(|ix| ix.compiled)
+        .filter(|c| !c.is_empty() && set.is_validated());
+    let pool = set.tables().3;
     let mut consider = |rule: &'a Rule| {
         // A rule whose ID cannot be written as it is (unchecked sets) is never used.
-        if !matches!(rule.nature, Nature::Compression(_)) || !rule.id.is_well_formed() {
+        let Nature::Compression(span) = rule.nature else {
+            return;
+        };
+        if !rule.id.is_well_formed() {
             return;
         }
-        if let Ok((residue, layer)) = m.match_rule(set, rule) {
+        let fast = compiled
+            .and_then(|c| c.get(span.range()))
+            .and_then(|cf| m.match_compiled(cf, pool));
+        let result = match fast {
+            Some(r) => r,
+            None => m.match_rule(set, rule).ok(),
+        };
+        if let Some((residue, layer)) = result {
             let payload = packet.len() - h.layer_end(layer);
             let total = rule.id.length as usize + residue + payload * 8;
             if best.is_none_or(|b| total < b.1) {
@@ -420,12 +441,13 @@ fn candidates(ix: &RuleIndex<'_>, h: &Headers<'_>, out: &mut Vec<u32, MAX_CANDID
     } else {
         0
     };
-    'groups: for &group in ix.groups {
+    let keys = ix.key_fields();
+    'groups: for group in ix.groups() {
         if group & GROUP_DOWN != dir {
             continue;
         }
         let mut hasher = KeyHasher::new(group);
-        for (b, k) in ix.keys.iter().enumerate().take(MAX_KEYS) {
+        for (b, k) in keys.iter().enumerate().take(MAX_KEYS) {
             if group & (1 << b) == 0 {
                 continue;
             }
@@ -620,6 +642,37 @@ const TKL_BIT: u64 = match Fid::CoapTkl.header_index() {
     None => 0,
 };
 
+/// The compiled key of the CoAP token.
+const TOKEN_KEY: u16 = match Fid::CoapToken.header_index() {
+    Some(i) => i as u16,
+    None => 0,
+};
+
+/// Compiled `equal` / `not-sent`.
+const OP_EQUAL_NOT_SENT: u8 = MO_EQUAL | (CDA_NOT_SENT << 3);
+/// Compiled `ignore` / `not-sent`.
+const OP_IGNORE_NOT_SENT: u8 = MO_IGNORE | (CDA_NOT_SENT << 3);
+/// Compiled `ignore` / `compute-*`.
+const OP_IGNORE_COMPUTE: u8 = MO_IGNORE | (CDA_COMPUTE << 3);
+/// The compiled keys of the computed lengths.
+const PAYLOAD_LENGTH_KEY: u16 = 3;
+/// See [`PAYLOAD_LENGTH_KEY`].
+const UDP_LENGTH_KEY: u16 = 12;
+const _: () = assert!(
+    matches!(Fid::Ipv6PayloadLength.header_index(), Some(3))
+        && matches!(Fid::UdpLength.header_index(), Some(12))
+);
+
+/// The layer of a compiled key (header fields in wire order, then options).
+#[inline(always)]
+fn key_layer(key: u16) -> Layer {
+    match key {
+        0..=9 => Layer::Ipv6,
+        10..=13 => Layer::Udp,
+        _ => Layer::Coap,
+    }
+}
+
 /// Which step of a descriptor's match failed (the matcher adds where, as a [`Mismatch`]).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Miss {
@@ -658,6 +711,10 @@ struct Matcher<'h, 'p> {
     h: &'h Headers<'p>,
     cfg: &'h Config,
     checksum: Option<u16>,
+    /// The IPv6 payload length and UDP length decompression will compute.
+    ipv6_payload_len: Option<u16>,
+    /// See `ipv6_payload_len`.
+    udp_len: Option<u16>,
     /// Whether the packet has a CoAP token of length 0 (TKL 0), which a rule need not describe.
     empty_token: bool,
 }
@@ -668,7 +725,19 @@ impl<'h, 'p> Matcher<'h, 'p> {
             h,
             cfg,
             checksum: None,
+            ipv6_payload_len: Self::length(h, Fid::Ipv6PayloadLength),
+            udp_len: Self::length(h, Fid::UdpLength),
             empty_token: h.field(Fid::CoapToken, 1).is_some_and(|f| f.len == 0),
+        }
+    }
+
+    /// The computed length `fid` of the packet (see [`Matcher::computed`]).
+    fn length(h: &Headers<'_>, fid: Fid) -> Option<u16> {
+        let len = h.data().len();
+        match fid {
+            Fid::Ipv6PayloadLength => u16::try_from(len.checked_sub(IPV6_HEADER_LEN)?).ok(),
+            Fid::UdpLength => u16::try_from(len.checked_sub(h.udp_start())?).ok(),
+            _ => None,
         }
     }
 
@@ -733,6 +802,161 @@ impl<'h, 'p> Matcher<'h, 'p> {
             });
         }
         Ok((bits, layer))
+    }
+
+    /// [`Matcher::match_rule`] on the compiled form of a rule's descriptors: `None` when an
+    /// entry cannot be compiled (the caller then interprets the rule), else whether the rule
+    /// matches (its residue length and deepest layer). Only for validated sets: what
+    /// validation guarantees (no field described twice, the TKL before a token of
+    /// `fl-token-length`, target values that fit) is not checked again.
+    #[inline]
+    fn match_compiled(
+        &mut self,
+        cf: &[CompiledField],
+        pool: &[u8],
+    ) -> Option<Option<(usize, Option<Layer>)>> {
+        let data = self.h.data();
+        let dir = if self.h.direction() == Direction::Up {
+            DI_UP
+        } else {
+            DI_DOWN
+        };
+        let mut max_key = 0u16;
+        let mut min_key = u16::MAX;
+        let mut count = 0usize;
+        let mut bits = 0usize;
+        for c in cf {
+            let op = c.op();
+            let key = c.key();
+            max_key = max_key.max(key);
+            if op & dir == 0 {
+                if op & MO_MASK == 0 {
+                    return None;
+                }
+                continue;
+            }
+            min_key = min_key.min(key);
+            let f = if key < OPTION_KEY {
+                self.h.header_field(usize::from(key))
+            } else {
+                match self.h.option_field(key - OPTION_KEY, c.fp()) {
+                    Some(f) => f,
+                    None => return Some(None),
+                }
+            };
+            let len = c.len();
+            // The common entries of fixed length, inline: equal/not-sent, ignore/not-sent,
+            // ignore/compute; the rest in `match_entry`.
+            let fixed = len < LEN_TOKEN && u32::from(len) == f.len;
+            match op & 0x3F {
+                OP_EQUAL_NOT_SENT if fixed => {
+                    if get_bits(data, f.off as usize, f.len) != c.tv() {
+                        return Some(None);
+                    }
+                }
+                OP_IGNORE_NOT_SENT if fixed => {}
+                OP_IGNORE_COMPUTE if fixed => {
+                    let v = match key {
+                        PAYLOAD_LENGTH_KEY => self.ipv6_payload_len,
+                        UDP_LENGTH_KEY => self.udp_len,
+                        _ => self.computed(Fid::UdpChecksum),
+                    };
+                    match v {
+                        Some(v) if get_bits(data, f.off as usize, f.len) == u64::from(v) => {}
+                        _ => return Some(None),
+                    }
+                }
+                _ => match self.match_entry(c, f, pool)? {
+                    Some(b) => bits += b,
+                    None => return Some(None),
+                },
+            }
+            // An empty token (TKL 0) is not counted among the packet's fields.
+            if !(key == TOKEN_KEY && self.empty_token) {
+                count += 1;
+            }
+        }
+        let layer = (!cf.is_empty()).then(|| key_layer(max_key));
+        if layer.is_some_and(|l| !self.h.has(l))
+            || (min_key != u16::MAX && !self.h.has(key_layer(min_key)))
+            || count != self.h.field_count(layer)
+        {
+            return Some(None);
+        }
+        Some(Some((bits, layer)))
+    }
+
+    /// One compiled entry against the packet's field `f`: `None` if it cannot be compiled,
+    /// else its residue length if it matches.
+    #[inline(never)]
+    fn match_entry(
+        &mut self,
+        c: &CompiledField,
+        f: FieldRef,
+        pool: &[u8],
+    ) -> Option<Option<usize>> {
+        let data = self.h.data();
+        let (op, len, tv) = (c.op(), c.len(), c.tv());
+        let mo = op & MO_MASK;
+        let off = f.off as usize;
+        let len_ok = match len {
+            LEN_VARIABLE => f.off % 8 == 0 && f.len % 8 == 0,
+            LEN_TOKEN => f.len <= 64,
+            l => u32::from(l) == f.len,
+        };
+        let ok = len_ok
+            && match mo {
+                MO_IGNORE => true,
+                MO_EQUAL => match len {
+                    LEN_VARIABLE => {
+                        f.len == u32::from(c.arg()) * 8 && get_bits(data, off, f.len) == tv
+                    }
+                    LEN_TOKEN => {
+                        (f.len == 64 || tv >> f.len == 0) && get_bits(data, off, f.len) == tv
+                    }
+                    _ => get_bits(data, off, f.len) == tv,
+                },
+                MO_EQUAL_POOL => {
+                    let start = (tv >> 16) as usize;
+                    let end = start.saturating_add((tv & 0xFFFF) as usize);
+                    pool.get(start..end)
+                        .is_some_and(|v| data.get(f.bytes()) == Some(v))
+                }
+                MO_MSB => {
+                    let shift = f.len.saturating_sub(u32::from(c.arg()));
+                    shift < 64 && get_bits(data, off, f.len) >> shift == tv >> shift
+                }
+                _ => return None,
+            };
+        if !ok {
+            return Some(None);
+        }
+        let cda = (op >> 3) & 7;
+        Some(match cda {
+            CDA_NOT_SENT => Some(0),
+            CDA_VALUE_SENT if len == LEN_VARIABLE => {
+                let n = f.len as usize / 8;
+                (n <= 0xFFFF).then(|| size_prefix_len(n) as usize + f.len as usize)
+            }
+            CDA_VALUE_SENT => Some(f.len as usize),
+            CDA_LSB => Some(f.len.saturating_sub(u32::from(c.arg())) as usize),
+            CDA_COMPUTE => {
+                let fid = Fid::from_header_index(usize::from(c.key()))?;
+                self.computed(fid)
+                    .filter(|&v| get_bits(data, off, f.len) == u64::from(v))
+                    .map(|_| 0)
+            }
+            CDA_DEV_IID | CDA_APP_IID => {
+                let iid = if cda == CDA_DEV_IID {
+                    self.cfg.dev_iid
+                } else {
+                    self.cfg.app_iid
+                };
+                iid.filter(|iid| f.len == 64 && data.get(f.bytes()) == Some(&iid[..]))
+                    .map(|_| 0)
+            }
+            _ => return None,
+        })
     }
 
     /// If the descriptor matches the packet's field `f`, the length of its residue in bits.
@@ -829,10 +1053,9 @@ impl<'h, 'p> Matcher<'h, 'p> {
 
     /// The value decompression will compute for a compute-* field of this packet.
     fn computed(&mut self, fid: Fid) -> Option<u16> {
-        let len = self.h.data().len();
         match fid {
-            Fid::Ipv6PayloadLength => u16::try_from(len.checked_sub(IPV6_HEADER_LEN)?).ok(),
-            Fid::UdpLength => u16::try_from(len.checked_sub(self.h.udp_start())?).ok(),
+            Fid::Ipv6PayloadLength => self.ipv6_payload_len,
+            Fid::UdpLength => self.udp_len,
             Fid::UdpChecksum if self.h.first() == Layer::Ipv6 => {
                 if self.checksum.is_none() {
                     self.checksum = Some(udp_checksum(self.h.data()));
