@@ -663,15 +663,34 @@ const _: () = assert!(
         && matches!(Fid::UdpLength.header_index(), Some(12))
 );
 
-/// The layer of a compiled key (header fields in wire order, then options).
+/// The value of a field of at most 64 bits: [`get_bits`] with one word read when the field
+/// lies in the 8 bytes from its first, as header fields do.
 #[inline(always)]
-fn key_layer(key: u16) -> Layer {
-    match key {
-        0..=9 => Layer::Ipv6,
-        10..=13 => Layer::Udp,
-        _ => Layer::Coap,
+fn field_bits(data: &[u8], f: FieldRef) -> u64 {
+    let sh = f.off % 8;
+    if f.len > 0 && sh + f.len <= 64 {
+        if let Some(w) = data
+            .get(f.off as usize / 8..)
+            .and_then(|s| s.first_chunk::<8>())
+        {
+            return (u64::from_be_bytes(*w) << sh) >> (64 - f.len);
+        }
     }
+    get_bits(data, f.off as usize, f.len)
 }
+
+/// The compiled keys of the IPv6 header fields, as bits (header fields in wire order).
+const IPV6_KEYS: u64 = 0x3FF;
+/// The UDP header fields' keys.
+const UDP_KEYS: u64 = 0xF << 10;
+/// Every header field's key.
+const HEADER_KEYS: u64 = (1 << HEADER_FIELDS) - 1;
+const _: () = assert!(
+    matches!(Fid::Ipv6AppIid.header_index(), Some(9))
+        && matches!(Fid::UdpChecksum.header_index(), Some(13))
+        && (OPTION_KEY as usize) >= HEADER_FIELDS
+        && OPTION_KEY < 64
+);
 
 /// Which step of a descriptor's match failed (the matcher adds where, as a [`Mismatch`]).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -821,24 +840,28 @@ impl<'h, 'p> Matcher<'h, 'p> {
         } else {
             DI_DOWN
         };
-        let mut max_key = 0u16;
-        let mut min_key = u16::MAX;
-        let mut count = 0usize;
+        // Header keys described (any direction / this direction) as bits; options counted.
+        let mut all = 0u64;
+        let mut mine = 0u64;
+        let mut options = 0usize;
         let mut bits = 0usize;
         for c in cf {
             let op = c.op();
             let key = c.key();
-            max_key = max_key.max(key);
+            // Options share the top bit: only their presence matters for the layers.
+            let bit = 1u64 << key.min(63);
+            all |= bit;
             if op & dir == 0 {
                 if op & MO_MASK == 0 {
                     return None;
                 }
                 continue;
             }
-            min_key = min_key.min(key);
+            mine |= bit;
             let f = if key < OPTION_KEY {
                 self.h.header_field(usize::from(key))
             } else {
+                options += 1;
                 match self.h.option_field(key - OPTION_KEY, c.fp()) {
                     Some(f) => f,
                     None => return Some(None),
@@ -850,7 +873,7 @@ impl<'h, 'p> Matcher<'h, 'p> {
             let fixed = len < LEN_TOKEN && u32::from(len) == f.len;
             match op & 0x3F {
                 OP_EQUAL_NOT_SENT if fixed => {
-                    if get_bits(data, f.off as usize, f.len) != c.tv() {
+                    if field_bits(data, f) != c.tv() {
                         return Some(None);
                     }
                 }
@@ -871,14 +894,33 @@ impl<'h, 'p> Matcher<'h, 'p> {
                     None => return Some(None),
                 },
             }
-            // An empty token (TKL 0) is not counted among the packet's fields.
-            if !(key == TOKEN_KEY && self.empty_token) {
-                count += 1;
-            }
         }
-        let layer = (!cf.is_empty()).then(|| key_layer(max_key));
+        // The deepest layer of all entries, the first of this direction's.
+        let deepest = |m: u64| {
+            if m & !(IPV6_KEYS | UDP_KEYS) != 0 {
+                Some(Layer::Coap)
+            } else if m & UDP_KEYS != 0 {
+                Some(Layer::Udp)
+            } else if m != 0 {
+                Some(Layer::Ipv6)
+            } else {
+                None
+            }
+        };
+        let first = if mine & IPV6_KEYS != 0 {
+            Layer::Ipv6
+        } else if mine & UDP_KEYS != 0 {
+            Layer::Udp
+        } else {
+            Layer::Coap
+        };
+        let layer = deepest(all);
+        // Every header key of this direction once (validated sets), an empty token (TKL 0)
+        // not counted among the packet's fields.
+        let empty_token = u32::from(self.empty_token && mine & (1 << TOKEN_KEY) != 0);
+        let count = ((mine & HEADER_KEYS).count_ones() - empty_token) as usize + options;
         if layer.is_some_and(|l| !self.h.has(l))
-            || (min_key != u16::MAX && !self.h.has(key_layer(min_key)))
+            || (mine != 0 && !self.h.has(first))
             || count != self.h.field_count(layer)
         {
             return Some(None);
