@@ -1221,8 +1221,21 @@ pub fn decompress_bits(
                 len: n,
             })
         }
-        Nature::Compression(_) => {
+        Nature::Compression(span) => {
             let dst = out.get_mut(..limit).unwrap_or(&mut []);
+            // The compiled form (validated sets): any error or entry it cannot express sends
+            // the packet to the interpreter, which gives the error (or the same packet).
+            let compiled = set
+                .index()
+                .map(|ix| ix.compiled)
+                .filter(|c| !c.is_empty() && set.is_validated())
+                .and_then(|c| c.get(span.range()));
+            if let Some(cf) = compiled {
+                let mut r2 = r.clone();
+                if let Some(len) = rebuild_compiled(set, cf, &mut r2, schc, dir, cfg, id, dst) {
+                    return Ok(Decompressed { rule_id: id, len });
+                }
+            }
             let len = Rebuilder {
                 set,
                 rule,
@@ -1237,6 +1250,251 @@ pub fn decompress_bits(
             Ok(Decompressed { rule_id: id, len })
         }
     }
+}
+
+/// Where a compiled option's value comes from.
+#[derive(Debug, Clone, Copy)]
+enum OptVal {
+    /// The value, right-aligned (at most 64 bits).
+    Word(u64),
+    /// The SCHC packet's bits from this offset.
+    Input(usize),
+    /// The pool's bytes from this offset.
+    Pool(usize),
+}
+
+/// A decoded option of the compiled path.
+#[derive(Debug, Clone, Copy)]
+struct CompiledOpt {
+    number: u16,
+    fp: u8,
+    bits: u32,
+    val: OptVal,
+}
+
+/// The TKL's compiled key.
+const TKL_KEY: usize = 16;
+const _: () = assert!(matches!(Fid::CoapTkl.header_index(), Some(TKL_KEY)));
+
+/// Decompresses with the compiled form `cf` of a validated set's rule (reader after the rule
+/// ID) into `out`: the packet's length, or `None` for anything it does not handle or any
+/// error, which the caller leaves to the interpreter (the same packet, or the error).
+/// Header fields are decoded into a fixed layout and written a word per layer.
+#[allow(clippy::too_many_arguments)]
+fn rebuild_compiled(
+    set: &RuleSet<'_>,
+    cf: &[CompiledField],
+    r: &mut BitReader<'_>,
+    input: &[u8],
+    dir: Direction,
+    cfg: &Config,
+    id: RuleId,
+    out: &mut [u8],
+) -> Option<usize> {
+    let pool = set.tables().3;
+    let dir_bit = if dir == Direction::Up { DI_UP } else { DI_DOWN };
+    let mut vals = [0u64; HEADER_FIELDS];
+    let mut lens = [0u32; HEADER_FIELDS];
+    let mut all = 0u64;
+    let mut mine = 0u64;
+    let mut computed = 0u8;
+    let mut applicable = 0usize;
+    let mut opts: Vec<CompiledOpt, MAX_DECODED> = Vec::new();
+    for c in cf {
+        let (op, key, len, tv, arg) = (c.op(), c.key(), c.len(), c.tv(), c.arg());
+        let mo = op & MO_MASK;
+        if mo == 0 {
+            return None;
+        }
+        let bit = 1u64 << key.min(63);
+        all |= bit;
+        if op & dir_bit == 0 {
+            continue;
+        }
+        applicable += 1;
+        if applicable > MAX_DECODED {
+            return None;
+        }
+        let cda = (op >> 3) & 7;
+        let bits: u32 = match len {
+            LEN_TOKEN => {
+                // The TKL, decoded before (validated sets).
+                if mine & (1 << TKL_KEY) == 0 {
+                    return None;
+                }
+                u32::try_from(vals.get(TKL_KEY)? * 8).ok()?
+            }
+            LEN_VARIABLE => match cda {
+                CDA_NOT_SENT if mo == MO_EQUAL_POOL => (tv & 0xFFFF) as u32 * 8,
+                CDA_NOT_SENT => u32::from(arg) * 8,
+                CDA_VALUE_SENT => u32::try_from(r.read_size_prefix().ok()? * 8).ok()?,
+                _ => return None,
+            },
+            l => u32::from(l),
+        };
+        let val = match cda {
+            CDA_NOT_SENT if mo == MO_EQUAL_POOL => OptVal::Pool((tv >> 16) as usize),
+            CDA_NOT_SENT => {
+                // A token's target value must fit its TKL bytes.
+                if bits < 64 && tv >> bits != 0 {
+                    return None;
+                }
+                OptVal::Word(tv)
+            }
+            CDA_VALUE_SENT => {
+                let off = r.skip(bits as usize).ok()?;
+                if bits <= 64 {
+                    OptVal::Word(get_bits(input, off, bits))
+                } else {
+                    OptVal::Input(off)
+                }
+            }
+            CDA_LSB => {
+                let rest = bits.checked_sub(u32::from(arg))?;
+                let off = r.skip(rest as usize).ok()?;
+                let low = get_bits(input, off, rest);
+                OptVal::Word(if arg == 0 {
+                    low
+                } else {
+                    ((tv >> rest) << rest) | low
+                })
+            }
+            CDA_COMPUTE => {
+                computed |= computed_bit(Fid::from_header_index(usize::from(key))?);
+                OptVal::Word(0)
+            }
+            CDA_DEV_IID => OptVal::Word(u64::from_be_bytes(cfg.dev_iid?)),
+            CDA_APP_IID => OptVal::Word(u64::from_be_bytes(cfg.app_iid?)),
+            _ => return None,
+        };
+        mine |= bit;
+        if key < OPTION_KEY {
+            let (OptVal::Word(v), true) = (val, bits <= 64) else {
+                return None;
+            };
+            *vals.get_mut(usize::from(key))? = v;
+            *lens.get_mut(usize::from(key))? = bits;
+        } else {
+            opts.push(CompiledOpt {
+                number: key - OPTION_KEY,
+                fp: c.fp(),
+                bits,
+                val,
+            })
+            .ok()?;
+        }
+    }
+    let first = cfg.first_layer;
+    // A field below the first layer is an error (the interpreter's).
+    if (first > Layer::Ipv6 && mine & IPV6_KEYS != 0)
+        || (first > Layer::Udp && mine & UDP_KEYS != 0)
+    {
+        return None;
+    }
+    let has = |m: u64| all & m != 0;
+    let coap = has(!(IPV6_KEYS | UDP_KEYS));
+    let udp = coap || has(UDP_KEYS);
+    let ipv6 = udp || has(IPV6_KEYS);
+    let v = |k: usize| vals.get(k).copied().unwrap_or(0);
+    let mut w = BitWriter::new(out);
+    if first == Layer::Ipv6 && ipv6 {
+        if mine & IPV6_KEYS != IPV6_KEYS {
+            return None;
+        }
+        let (a, b) = if dir == Direction::Up { (6, 8) } else { (8, 6) };
+        let word = (v(0) << 60) | (v(1) << 52) | (v(2) << 32) | (v(3) << 16) | (v(4) << 8) | v(5);
+        for (x, n) in [
+            (word, 64),
+            (v(a), 64),
+            (v(a + 1), 64),
+            (v(b), 64),
+            (v(b + 1), 64),
+        ] {
+            w.write(x, n).ok()?;
+        }
+    }
+    if first <= Layer::Udp && udp {
+        if mine & UDP_KEYS != UDP_KEYS {
+            return None;
+        }
+        let (s, d) = if dir == Direction::Up {
+            (10, 11)
+        } else {
+            (11, 10)
+        };
+        w.write((v(s) << 48) | (v(d) << 32) | (v(12) << 16) | v(13), 64)
+            .ok()?;
+    }
+    if coap {
+        if mine & 0x7C000 != 0x7C000 {
+            return None;
+        }
+        let tkl = v(TKL_KEY);
+        w.write(
+            (v(14) << 30) | (v(15) << 28) | (tkl << 24) | (v(17) << 16) | v(18),
+            32,
+        )
+        .ok()?;
+        if mine & (1 << TOKEN_KEY) != 0 {
+            let bits = lens.get(usize::from(TOKEN_KEY)).copied().unwrap_or(0);
+            if u64::from(bits) != tkl * 8 || tkl > 8 {
+                return None;
+            }
+            w.write(v(usize::from(TOKEN_KEY)), bits).ok()?;
+        } else if tkl != 0 {
+            return None;
+        }
+        // Options in (number, position) order; insertion sort, as the interpreter.
+        for i in 1..opts.len() {
+            let mut j = i;
+            while j > 0
+                && opts.get(j - 1).map(|o| (o.number, o.fp)) > opts.get(j).map(|o| (o.number, o.fp))
+            {
+                opts.swap(j - 1, j);
+                j -= 1;
+            }
+        }
+        let mut prev: u16 = 0;
+        for o in opts.iter() {
+            if o.bits % 8 != 0 {
+                return None;
+            }
+            let len = o.bits as usize / 8;
+            if len > 65535 + 269 {
+                return None;
+            }
+            let delta = usize::from(o.number.checked_sub(prev)?);
+            prev = o.number;
+            let nibble = |v: usize| match v {
+                0..=12 => (v as u64, 0u64, 0u32),
+                13..=268 => (13, (v - 13) as u64, 8),
+                _ => (14, (v - 269) as u64, 16),
+            };
+            let (dn, dx, dxl) = nibble(delta);
+            let (ln, lx, lxl) = nibble(len);
+            w.write((dn << 4) | ln, 8).ok()?;
+            w.write(dx, dxl).ok()?;
+            w.write(lx, lxl).ok()?;
+            match o.val {
+                OptVal::Word(x) => w.write(x, o.bits).ok()?,
+                OptVal::Input(off) => w.copy_bits(input, off, o.bits as usize).ok()?,
+                OptVal::Pool(at) => w.write_bytes(pool.get(at..at.checked_add(len)?)?).ok()?,
+            }
+        }
+        if r.remaining() >= 8 {
+            w.write(0xFF, 8).ok()?;
+        }
+    }
+    let payload = r.remaining() / 8;
+    w.copy_bits(input, r.position(), payload * 8).ok()?;
+    let total = w.byte_len();
+    let udp_start = if first == Layer::Ipv6 {
+        IPV6_HEADER_LEN
+    } else {
+        0
+    };
+    patch_computed(out, total, first, udp_start, computed, id).ok()?;
+    Some(total)
 }
 
 struct Rebuilder<'s, 'a, 'i> {
@@ -1372,7 +1630,7 @@ impl<'a> Rebuilder<'_, 'a, '_> {
         } else {
             0
         };
-        self.patch_computed(out, total, first, udp_start)?;
+        patch_computed(out, total, first, udp_start, self.computed, id)?;
         Ok(total)
     }
 
@@ -1722,47 +1980,49 @@ impl<'a> Rebuilder<'_, 'a, '_> {
         }
         Ok(())
     }
+}
 
-    fn patch_computed(
-        &self,
-        out: &mut [u8],
-        total: usize,
-        first: Layer,
-        udp_start: usize,
-    ) -> Result<(), DecompressError> {
-        let id = self.rule.id;
-        let computed = |fid| self.computed & computed_bit(fid) != 0;
-        let put = |out: &mut [u8], at: usize, v: u16| {
-            if let Some(s) = out.get_mut(at..at + 2) {
-                s.copy_from_slice(&v.to_be_bytes());
-            }
-        };
-        let len16 = |fid, from: usize| {
-            total
-                .checked_sub(from)
-                .and_then(|l| u16::try_from(l).ok())
-                .ok_or(DecompressError::BadField {
-                    rule: id,
-                    entry: 0,
-                    fid,
-                    reason: "computed length does not fit 16 bits",
-                })
-        };
-        if computed(Fid::Ipv6PayloadLength) && first == Layer::Ipv6 {
-            put(out, 4, len16(Fid::Ipv6PayloadLength, IPV6_HEADER_LEN)?);
+/// Writes the computed fields (`computed`: [`computed_bit`]s) of the rebuilt packet `out` of
+/// `total` bytes: IPv6 payload length, UDP length, then the UDP checksum.
+fn patch_computed(
+    out: &mut [u8],
+    total: usize,
+    first: Layer,
+    udp_start: usize,
+    computed: u8,
+    id: RuleId,
+) -> Result<(), DecompressError> {
+    let computed = |fid| computed & computed_bit(fid) != 0;
+    let put = |out: &mut [u8], at: usize, v: u16| {
+        if let Some(s) = out.get_mut(at..at + 2) {
+            s.copy_from_slice(&v.to_be_bytes());
         }
-        if computed(Fid::UdpLength) && total >= udp_start + UDP_HEADER_LEN {
-            put(out, udp_start + 4, len16(Fid::UdpLength, udp_start)?);
-        }
-        if computed(Fid::UdpChecksum)
-            && first == Layer::Ipv6
-            && total >= IPV6_HEADER_LEN + UDP_HEADER_LEN
-        {
-            let c = udp_checksum(out.get(..total).unwrap_or(&[]));
-            put(out, 46, c);
-        }
-        Ok(())
+    };
+    let len16 = |fid, from: usize| {
+        total
+            .checked_sub(from)
+            .and_then(|l| u16::try_from(l).ok())
+            .ok_or(DecompressError::BadField {
+                rule: id,
+                entry: 0,
+                fid,
+                reason: "computed length does not fit 16 bits",
+            })
+    };
+    if computed(Fid::Ipv6PayloadLength) && first == Layer::Ipv6 {
+        put(out, 4, len16(Fid::Ipv6PayloadLength, IPV6_HEADER_LEN)?);
     }
+    if computed(Fid::UdpLength) && total >= udp_start + UDP_HEADER_LEN {
+        put(out, udp_start + 4, len16(Fid::UdpLength, udp_start)?);
+    }
+    if computed(Fid::UdpChecksum)
+        && first == Layer::Ipv6
+        && total >= IPV6_HEADER_LEN + UDP_HEADER_LEN
+    {
+        let c = udp_checksum(out.get(..total).unwrap_or(&[]));
+        put(out, 46, c);
+    }
+    Ok(())
 }
 
 #[cfg(test)]

@@ -1568,6 +1568,7 @@ fn compiled_form_and_interpreter_agree() {
         "compiled-rules",
         "compressed",
         "decompressed",
+        "damaged-refused",
     ]);
     run("compiled form", 1500, hostile_strategy(), |c| {
         stats.hit("cases");
@@ -1636,6 +1637,23 @@ fn compiled_form_and_interpreter_agree() {
                     prop_assert_eq!(&a, &b, "decompress {:02x?}", schc);
                     if a.is_ok() {
                         stats.hit("decompressed");
+                    }
+                    // Damaged: flipped bits, then cut short; and whole bytes only.
+                    let mut d = schc.clone();
+                    for (i, v) in &c.flips {
+                        if !d.is_empty() {
+                            let at = i.index(d.len());
+                            d[at] ^= v;
+                        }
+                    }
+                    for cut in [d.len(), d.len() / 2, d.len().saturating_sub(1)] {
+                        let part = &d[..cut];
+                        let a = decompress_outcome(&compiled, part, cut * 8, dir, &cfg);
+                        let b = decompress_outcome(&interp, part, cut * 8, dir, &cfg);
+                        prop_assert_eq!(&a, &b, "decompress damaged {:02x?}", part);
+                        if a.is_err() {
+                            stats.hit("damaged-refused");
+                        }
                     }
                 }
             }

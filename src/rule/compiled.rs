@@ -39,7 +39,7 @@ pub(crate) const LEN_VARIABLE: u8 = 0xFF;
 pub(crate) const MO_MASK: u8 = 0x07;
 /// Not expressible: the rule runs on the general interpreter.
 pub(crate) const MO_FALLBACK: u8 = 0;
-/// `ignore` (or MSB(0)).
+/// `ignore` (or MSB(0)); with not-sent, the target value as for `equal`.
 pub(crate) const MO_IGNORE: u8 = 1;
 /// `equal` to the right-aligned number in `tv` (variable fields: `arg` bytes long).
 pub(crate) const MO_EQUAL: u8 = 2;
@@ -169,6 +169,21 @@ impl RuleSet<'_> {
         };
         let tv0 = self.tv(fd, 0);
         let (mo, tv, arg) = match fd.mo {
+            // Decompression writes the target value of ignore/not-sent (lossy, but exact).
+            MatchingOperator::Ignore if fd.cda == Cda::NotSent => {
+                let tv = tv0?;
+                match fd.fl {
+                    FieldLength::Fixed(l) => {
+                        (MO_IGNORE, super::index::tv_number(tv, usize::from(l))?, 0)
+                    }
+                    _ if tv.len() <= 8 => (
+                        MO_IGNORE,
+                        super::index::tv_number(tv, tv.len() * 8)?,
+                        tv.len() as u8,
+                    ),
+                    _ => return None,
+                }
+            }
             MatchingOperator::Ignore => (MO_IGNORE, 0, 0),
             MatchingOperator::Equal => {
                 let tv = tv0?;
