@@ -1272,6 +1272,72 @@ struct CompiledOpt {
     val: OptVal,
 }
 
+/// A CoAP option delta or length: its nibble and extension bytes (0, 1 or 2).
+fn option_nibble(v: usize) -> (usize, u16, usize) {
+    match v {
+        0..=12 => (v, 0, 0),
+        13..=268 => (13, (v - 13) as u16, 1),
+        _ => (14, (v - 269) as u16, 2),
+    }
+}
+
+/// A byte cursor over the output of [`rebuild_compiled`]; `None` past its end.
+struct ByteOut<'o> {
+    buf: &'o mut [u8],
+    pos: usize,
+}
+
+impl ByteOut<'_> {
+    #[inline(always)]
+    fn put(&mut self, bytes: &[u8]) -> Option<()> {
+        let end = self.pos.checked_add(bytes.len())?;
+        self.buf.get_mut(self.pos..end)?.copy_from_slice(bytes);
+        self.pos = end;
+        Some(())
+    }
+
+    /// Eight bytes.
+    #[inline(always)]
+    fn put8(&mut self, x: u64) -> Option<()> {
+        let end = self.pos.checked_add(8)?;
+        *self.buf.get_mut(self.pos..)?.first_chunk_mut::<8>()? = x.to_be_bytes();
+        self.pos = end;
+        Some(())
+    }
+
+    /// `n` bytes from bit `off` of `src` (any alignment): seven at a time while a whole word
+    /// can be read, then byte by byte.
+    fn copy_bits(&mut self, src: &[u8], off: usize, n: usize) -> Option<()> {
+        let mut k = off / 8;
+        if off % 8 == 0 {
+            return self.put(src.get(k..k.checked_add(n)?)?);
+        }
+        if off.checked_add(n.checked_mul(8)?)? > src.len() * 8 {
+            return None;
+        }
+        let sh = (off % 8) as u32;
+        let mut left = n;
+        while left >= 7 {
+            let Some(w) = src.get(k..).and_then(|s| s.first_chunk::<8>()) else {
+                break;
+            };
+            let v = u64::from_be_bytes(*w) << sh;
+            self.put(v.to_be_bytes().get(..7)?)?;
+            k += 7;
+            left -= 7;
+        }
+        let dst = self.buf.get_mut(self.pos..self.pos.checked_add(left)?)?;
+        for d in dst.iter_mut() {
+            let hi = *src.get(k)?;
+            let lo = src.get(k + 1).copied().unwrap_or(0);
+            *d = (hi << sh) | (lo >> (8 - sh));
+            k += 1;
+        }
+        self.pos += left;
+        Some(())
+    }
+}
+
 /// The TKL's compiled key.
 const TKL_KEY: usize = 16;
 const _: () = assert!(matches!(Fid::CoapTkl.header_index(), Some(TKL_KEY)));
@@ -1314,6 +1380,16 @@ fn rebuild_compiled(
         applicable += 1;
         if applicable > MAX_DECODED {
             return None;
+        }
+        // Most entries: a fixed-length header field rebuilt from its target value.
+        if key < OPTION_KEY
+            && len < LEN_TOKEN
+            && matches!(op & 0x3F, OP_EQUAL_NOT_SENT | OP_IGNORE_NOT_SENT)
+        {
+            *vals.get_mut(usize::from(key))? = tv;
+            *lens.get_mut(usize::from(key))? = u32::from(len);
+            mine |= bit;
+            continue;
         }
         let cda = (op >> 3) & 7;
         let bits: u32 = match len {
@@ -1396,21 +1472,16 @@ fn rebuild_compiled(
     let udp = coap || has(UDP_KEYS);
     let ipv6 = udp || has(IPV6_KEYS);
     let v = |k: usize| vals.get(k).copied().unwrap_or(0);
-    let mut w = BitWriter::new(out);
+    // Every header is whole bytes: the packet is written a byte cursor at a time.
+    let mut o = ByteOut { buf: out, pos: 0 };
     if first == Layer::Ipv6 && ipv6 {
         if mine & IPV6_KEYS != IPV6_KEYS {
             return None;
         }
         let (a, b) = if dir == Direction::Up { (6, 8) } else { (8, 6) };
         let word = (v(0) << 60) | (v(1) << 52) | (v(2) << 32) | (v(3) << 16) | (v(4) << 8) | v(5);
-        for (x, n) in [
-            (word, 64),
-            (v(a), 64),
-            (v(a + 1), 64),
-            (v(b), 64),
-            (v(b + 1), 64),
-        ] {
-            w.write(x, n).ok()?;
+        for x in [word, v(a), v(a + 1), v(b), v(b + 1)] {
+            o.put8(x)?;
         }
     }
     if first <= Layer::Udp && udp {
@@ -1422,25 +1493,22 @@ fn rebuild_compiled(
         } else {
             (11, 10)
         };
-        w.write((v(s) << 48) | (v(d) << 32) | (v(12) << 16) | v(13), 64)
-            .ok()?;
+        o.put8((v(s) << 48) | (v(d) << 32) | (v(12) << 16) | v(13))?;
     }
     if coap {
         if mine & 0x7C000 != 0x7C000 {
             return None;
         }
         let tkl = v(TKL_KEY);
-        w.write(
-            (v(14) << 30) | (v(15) << 28) | (tkl << 24) | (v(17) << 16) | v(18),
-            32,
-        )
-        .ok()?;
+        let head = (v(14) << 30) | (v(15) << 28) | (tkl << 24) | (v(17) << 16) | v(18);
+        o.put(&(head as u32).to_be_bytes())?;
         if mine & (1 << TOKEN_KEY) != 0 {
             let bits = lens.get(usize::from(TOKEN_KEY)).copied().unwrap_or(0);
             if u64::from(bits) != tkl * 8 || tkl > 8 {
                 return None;
             }
-            w.write(v(usize::from(TOKEN_KEY)), bits).ok()?;
+            let token = v(usize::from(TOKEN_KEY)).to_be_bytes();
+            o.put(token.get(8 - tkl as usize..)?)?;
         } else if tkl != 0 {
             return None;
         }
@@ -1455,39 +1523,34 @@ fn rebuild_compiled(
             }
         }
         let mut prev: u16 = 0;
-        for o in opts.iter() {
-            if o.bits % 8 != 0 {
+        for opt in opts.iter() {
+            if opt.bits % 8 != 0 {
                 return None;
             }
-            let len = o.bits as usize / 8;
+            let len = opt.bits as usize / 8;
             if len > 65535 + 269 {
                 return None;
             }
-            let delta = usize::from(o.number.checked_sub(prev)?);
-            prev = o.number;
-            let nibble = |v: usize| match v {
-                0..=12 => (v as u64, 0u64, 0u32),
-                13..=268 => (13, (v - 13) as u64, 8),
-                _ => (14, (v - 269) as u64, 16),
-            };
-            let (dn, dx, dxl) = nibble(delta);
-            let (ln, lx, lxl) = nibble(len);
-            w.write((dn << 4) | ln, 8).ok()?;
-            w.write(dx, dxl).ok()?;
-            w.write(lx, lxl).ok()?;
-            match o.val {
-                OptVal::Word(x) => w.write(x, o.bits).ok()?,
-                OptVal::Input(off) => w.copy_bits(input, off, o.bits as usize).ok()?,
-                OptVal::Pool(at) => w.write_bytes(pool.get(at..at.checked_add(len)?)?).ok()?,
+            let delta = usize::from(opt.number.checked_sub(prev)?);
+            prev = opt.number;
+            let (dn, dx, dxl) = option_nibble(delta);
+            let (ln, lx, lxl) = option_nibble(len);
+            o.put(&[((dn << 4) | ln) as u8])?;
+            o.put(dx.to_be_bytes().get(2 - dxl..)?)?;
+            o.put(lx.to_be_bytes().get(2 - lxl..)?)?;
+            match opt.val {
+                OptVal::Word(x) => o.put(x.to_be_bytes().get(8usize.checked_sub(len)?..)?)?,
+                OptVal::Input(off) => o.copy_bits(input, off, len)?,
+                OptVal::Pool(at) => o.put(pool.get(at..at.checked_add(len)?)?)?,
             }
         }
         if r.remaining() >= 8 {
-            w.write(0xFF, 8).ok()?;
+            o.put(&[0xFF])?;
         }
     }
     let payload = r.remaining() / 8;
-    w.copy_bits(input, r.position(), payload * 8).ok()?;
-    let total = w.byte_len();
+    o.copy_bits(input, r.position(), payload)?;
+    let total = o.pos;
     let udp_start = if first == Layer::Ipv6 {
         IPV6_HEADER_LEN
     } else {
