@@ -1,6 +1,7 @@
 //! The compiled per-field form: a compact descriptor derived from each [`FieldDesc`] of a
-//! validated rule set, so that the codec matches a field with a load and a compare instead of
-//! interpreting the general descriptor.
+//! validated rule set, so that the codec matches a field with a load and a compare, and
+//! rebuilds it with a store into a fixed header layout, instead of interpreting the general
+//! descriptor.
 //!
 //! A [`CompiledField`] is 14 bytes: the field's key (a header field's index, or an option
 //! number), its position, its length (bits, or a code for token-length and variable fields),
