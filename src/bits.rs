@@ -294,6 +294,10 @@ impl<'a> BitWriter<'a> {
     /// Copies `n` bits starting at bit `off` of `src`. Bits past the end of `src` are zero.
     pub fn copy_bits(&mut self, src: &[u8], off: usize, n: usize) -> Result<(), BitError> {
         self.check(n)?;
+        // A short run (a residue, a small payload): one read and one write.
+        if n <= 56 {
+            return self.write(get_bits(src, off, n as u32), n as u32);
+        }
         if self.pos % 8 == 0 && off % 8 == 0 {
             let whole = n / 8;
             let start = self.pos / 8;
