@@ -323,3 +323,29 @@ fn stale_compiled_table_is_refused() {
     let set = RuleSet::new_unchecked(r, f, v, p).with_index(short);
     assert!(matches!(set.validate(), Err(RuleError::BadIndex(_))));
 }
+
+#[allow(dead_code)]
+#[path = "../nostd-check/src/rules.rs"]
+mod device_rules;
+
+/// The anchor rule (the one the figures in BENCHMARKS.md are measured on) compiles whole, in
+/// the JSON-loaded set and in the device's static tables: a change that made one of its
+/// entries fall back to the interpreter would silently cost the fast path.
+#[test]
+fn anchor_rule_compiles_whole() {
+    let text = std::fs::read_to_string(root().join("rules/anchor.json")).unwrap();
+    let buf = json::from_str(&text).unwrap();
+    let set = buf.as_set();
+    let rule = set.get(RuleId::new(1, 8)).unwrap();
+    assert_eq!(set.fields(rule).len(), 21);
+    assert!(set
+        .fields(rule)
+        .iter()
+        .all(|fd| !set.compile_field(fd).is_fallback()));
+    let device = device_rules::RULE_SET
+        .into_validated()
+        .expect("the static tables validate");
+    let ix = device.index().unwrap();
+    assert_eq!(ix.compiled, buf.index().unwrap().compiled.as_slice());
+    assert_eq!(std::mem::size_of_val(ix.compiled), 21 * 14);
+}

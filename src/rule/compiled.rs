@@ -262,6 +262,126 @@ impl RuleSet<'_> {
 mod tests {
     use super::*;
 
+    use crate::rule::{Span, ValueRef};
+
+    fn fd(
+        fid: Fid,
+        fl: FieldLength,
+        fp: u8,
+        tv: Span,
+        mo: MatchingOperator,
+        cda: Cda,
+    ) -> FieldDesc {
+        FieldDesc {
+            fid,
+            fl,
+            fp,
+            di: DirectionIndicator::Bi,
+            tv,
+            mo,
+            cda,
+        }
+    }
+
+    #[test]
+    fn what_compiles_and_what_falls_back() {
+        use FieldLength::{Fixed, TokenLength, Variable};
+        use MatchingOperator::{Equal, Ignore, MatchMapping, Msb};
+        // Values: 0x1633 (2 bytes), "temperature" (11 bytes), 6 (1 byte).
+        let pool = *b"\x16\x33temperature\x06";
+        let values = [
+            ValueRef::new(0, 2),
+            ValueRef::new(2, 11),
+            ValueRef::new(13, 1),
+        ];
+        let set = RuleSet::new_unchecked(&[], &[], &values, &pool);
+        let one = |i| Span::new(i, 1);
+        let port = fd(Fid::UdpAppPort, Fixed(16), 1, one(0), Equal, Cda::NotSent);
+        let c = set.compile_field(&port);
+        assert_eq!(
+            c.parts(),
+            (0x1633, 11, 1, 16, MO_EQUAL | DI_UP | DI_DOWN, 0)
+        );
+        // An option: key 32 + number; a long value: a pool reference (offset, length).
+        let path = fd(
+            Fid::CoapOption(11),
+            Variable,
+            2,
+            one(1),
+            Equal,
+            Cda::NotSent,
+        );
+        let c = set.compile_field(&path);
+        assert_eq!(c.parts(), ((2 << 16) | 11, 43, 2, LEN_VARIABLE, 0xC3, 0));
+        // A short variable value inline, its length in `arg`.
+        let short = fd(
+            Fid::CoapOption(11),
+            Variable,
+            1,
+            one(2),
+            Equal,
+            Cda::NotSent,
+        );
+        assert_eq!(set.compile_field(&short).parts().5, 1);
+        // MSB(12)/LSB on a fixed field; ignore/not-sent keeps its target value.
+        let mid = fd(Fid::CoapMid, Fixed(16), 1, one(0), Msb(12), Cda::Lsb);
+        assert_eq!(
+            set.compile_field(&mid).parts(),
+            (0x1633, 18, 1, 16, MO_MSB | (CDA_LSB << 3) | 0xC0, 12)
+        );
+        let lossy = fd(Fid::UdpAppPort, Fixed(16), 1, one(0), Ignore, Cda::NotSent);
+        assert_eq!(set.compile_field(&lossy).tv(), 0x1633);
+        let token = fd(
+            Fid::CoapToken,
+            TokenLength,
+            1,
+            Span::new(0, 0),
+            Ignore,
+            Cda::ValueSent,
+        );
+        assert_eq!(set.compile_field(&token).len(), LEN_TOKEN);
+        // What the form cannot express.
+        for f in [
+            fd(
+                Fid::UdpAppPort,
+                Fixed(16),
+                1,
+                Span::new(0, 3),
+                MatchMapping,
+                Cda::MappingSent,
+            ),
+            fd(Fid::CoapOption(11), Variable, 1, one(1), Msb(8), Cda::Lsb),
+            fd(Fid::UdpAppPort, Fixed(16), 2, one(0), Equal, Cda::NotSent),
+            fd(
+                Fid::CoapOption(11),
+                Fixed(72),
+                1,
+                one(1),
+                Ignore,
+                Cda::ValueSent,
+            ),
+            fd(Fid::UdpAppPort, Fixed(16), 1, one(0), Msb(16), Cda::NotSent),
+            fd(
+                Fid::CoapOption(11),
+                Variable,
+                1,
+                one(1),
+                Ignore,
+                Cda::NotSent,
+            ),
+            fd(
+                Fid::CoapOption(65535),
+                Variable,
+                1,
+                one(2),
+                Equal,
+                Cda::NotSent,
+            ),
+        ] {
+            assert!(set.compile_field(&f).is_fallback(), "{f:?}");
+        }
+    }
+
     #[test]
     fn fourteen_bytes() {
         assert_eq!(core::mem::size_of::<CompiledField>(), 14);
