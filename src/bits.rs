@@ -41,7 +41,10 @@ pub enum BitError {
 
 /// Reads `n` (at most 64) bits at bit offset `off` of `data`, MSB first. Bits past the end of
 /// `data` read as zero; callers check bounds first.
-#[inline]
+// Always inlined on hosts (the compiled matcher calls it per field); left to the compiler
+// on devices (flash).
+#[cfg_attr(feature = "std", inline(always))]
+#[cfg_attr(not(feature = "std"), inline)]
 pub fn get_bits(data: &[u8], off: usize, n: u32) -> u64 {
     let n = n.min(64);
     let shift = (off % 8) as u32;

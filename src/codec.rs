@@ -317,14 +317,45 @@ pub fn compress<'a>(
     cfg: &Config,
     out: &mut [u8],
 ) -> Result<Compressed, CompressError> {
+    compress_with::<true>(set, packet, dir, cfg, out)
+}
+
+/// [`compress`] with the compiled form of the set's index ([`crate::rule::compiled`]) only,
+/// for a device that links no interpreter: rules with an entry the form cannot express are
+/// never used, and a set without a compiled table compresses nothing (the no-compression
+/// rule). It trusts the compiled table as validation leaves it (no field described twice,
+/// the TKL before its token, target values that fit) even in a set made with
+/// [`RuleSet::new_unchecked`]: check such static tables with [`RuleSet::validate`] in a test.
+/// On a validated set whose rules all compile it gives what [`compress`] gives.
+pub fn compress_compiled<'a>(
+    set: &RuleSet<'a>,
+    packet: &[u8],
+    dir: Direction,
+    cfg: &Config,
+    out: &mut [u8],
+) -> Result<Compressed, CompressError> {
+    compress_with::<false>(set, packet, dir, cfg, out)
+}
+
+/// [`compress`] (`INTERPRET`: the interpreter for what the compiled form does not cover, and
+/// the compiled form only in validated sets) or [`compress_compiled`].
+#[inline(always)]
+fn compress_with<'a, const INTERPRET: bool>(
+    set: &RuleSet<'a>,
+    packet: &[u8],
+    dir: Direction,
+    cfg: &Config,
+    out: &mut [u8],
+) -> Result<Compressed, CompressError> {
     let h = Headers::parse_from(packet, dir, cfg.first_layer);
     let mut m = Matcher::new(&h, cfg);
     let mut best: Option<(&Rule, usize, Option<Layer>)> = None;
-    // The compiled form, trusted only in a validated set (which `validate` checked it against).
+    // The compiled form, trusted only in a validated set (which `validate` checked it against)
+    // unless the caller asked for it alone.
     let compiled = set
         .index()
         .map(|ix| ix.compiled)
-        .filter(|c| !c.is_empty() && set.is_validated());
+        .filter(|c| !INTERPRET || (!c.is_empty() && set.is_validated()));
     let pool = set.tables().3;
     let mut consider = |rule: &'a Rule| {
         // A rule whose ID cannot be written as it is (unchecked sets) is never used.
@@ -339,7 +370,8 @@ pub fn compress<'a>(
             .and_then(|cf| m.match_compiled(cf, pool));
         let result = match fast {
             Some(r) => r,
-            None => m.match_rule(set, rule).ok(),
+            None if INTERPRET => m.match_rule(set, rule).ok(),
+            None => None,
         };
         if let Some((residue, layer)) = result {
             let payload = packet.len() - h.layer_end(layer);
@@ -828,7 +860,7 @@ impl<'h, 'p> Matcher<'h, 'p> {
     /// matches (its residue length and deepest layer). Only for validated sets: what
     /// validation guarantees (no field described twice, the TKL before a token of
     /// `fl-token-length`, target values that fit) is not checked again.
-    #[inline]
+    #[inline(always)]
     fn match_compiled(
         &mut self,
         cf: &[CompiledField],
@@ -1108,6 +1140,7 @@ impl<'h, 'p> Matcher<'h, 'p> {
         }
     }
 
+    #[cfg_attr(feature = "std", inline(always))]
     fn write_residue(
         &self,
         set: &RuleSet<'_>,
@@ -1199,6 +1232,32 @@ pub fn decompress_bits(
     cfg: &Config,
     out: &mut [u8],
 ) -> Result<Decompressed, DecompressError> {
+    decompress_with::<true>(set, schc, bit_len, dir, cfg, out)
+}
+
+/// [`decompress_bits`] with the compiled form only (see [`compress_compiled`]): a packet of a
+/// rule it cannot rebuild, and every packet the interpreter would refuse, is refused with
+/// [`DecompressError::BadField`] (entry 0) instead of the interpreter's precise error.
+pub fn decompress_compiled(
+    set: &RuleSet<'_>,
+    schc: &[u8],
+    bit_len: usize,
+    dir: Direction,
+    cfg: &Config,
+    out: &mut [u8],
+) -> Result<Decompressed, DecompressError> {
+    decompress_with::<false>(set, schc, bit_len, dir, cfg, out)
+}
+
+#[inline(always)]
+fn decompress_with<const INTERPRET: bool>(
+    set: &RuleSet<'_>,
+    schc: &[u8],
+    bit_len: usize,
+    dir: Direction,
+    cfg: &Config,
+    out: &mut [u8],
+) -> Result<Decompressed, DecompressError> {
     let bit_len = bit_len.min(schc.len() * 8);
     let rule = set
         .lookup_prefix(schc, bit_len)
@@ -1228,13 +1287,21 @@ pub fn decompress_bits(
             let compiled = set
                 .index()
                 .map(|ix| ix.compiled)
-                .filter(|c| !c.is_empty() && set.is_validated())
+                .filter(|c| !INTERPRET || (!c.is_empty() && set.is_validated()))
                 .and_then(|c| c.get(span.range()));
             if let Some(cf) = compiled {
                 let mut r2 = r.clone();
                 if let Some(len) = rebuild_compiled(set, cf, &mut r2, schc, dir, cfg, id, dst) {
                     return Ok(Decompressed { rule_id: id, len });
                 }
+            }
+            if !INTERPRET {
+                return Err(DecompressError::BadField {
+                    rule: id,
+                    entry: 0,
+                    fid: set.fields(rule).first().map_or(Fid::Ipv6Version, |f| f.fid),
+                    reason: "the compiled form cannot rebuild this packet",
+                });
             }
             let len = Rebuilder {
                 set,

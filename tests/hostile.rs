@@ -1569,6 +1569,8 @@ fn compiled_form_and_interpreter_agree() {
         "compressed",
         "decompressed",
         "damaged-refused",
+        "compiled-only",
+        "invalid-compiled-only",
     ]);
     run("compiled form", 1500, hostile_strategy(), |c| {
         stats.hit("cases");
@@ -1600,6 +1602,33 @@ fn compiled_form_and_interpreter_agree() {
         }
         let plain = t.set();
         if plain.validate().is_err() {
+            // Unchecked tables with a compiled table built from them anyway: the compiled-only
+            // entry points trust it, and must still never panic or write out of bounds.
+            let ix = RuleIndexBuf::build(&plain);
+            let set = plain.with_index(ix.as_index());
+            for raw in &c.cfgs {
+                let cfg = make_config(&full, c.pkt.dir, c.first, *raw);
+                for &cap in &c.caps {
+                    let mut out = vec![0x5Au8; cap + 8];
+                    let (buf, guard) = out.split_at_mut(cap);
+                    let r = codec::compress_compiled(&set, &pkt, c.pkt.dir, &cfg, buf);
+                    prop_assert!(guard.iter().all(|&b| b == 0x5A));
+                    if let Ok(r) = r {
+                        let schc = buf[..r.len].to_vec();
+                        let mut back = vec![0x5Au8; cap + 8];
+                        let (b2, g2) = back.split_at_mut(cap);
+                        let _ =
+                            codec::decompress_compiled(&set, &schc, r.bits, c.pkt.dir, &cfg, b2);
+                        prop_assert!(g2.iter().all(|&b| b == 0x5A));
+                    }
+                    let mut back = vec![0x5Au8; cap + 8];
+                    let (b2, g2) = back.split_at_mut(cap);
+                    let n = c.noise.len() * 8;
+                    let _ = codec::decompress_compiled(&set, &c.noise, n, c.dir2, &cfg, b2);
+                    prop_assert!(g2.iter().all(|&b| b == 0x5A));
+                }
+            }
+            stats.hit("invalid-compiled-only");
             return Ok(());
         }
         stats.hit("valid");
@@ -1620,6 +1649,13 @@ fn compiled_form_and_interpreter_agree() {
                 stats.hit("compiled-rules");
             }
         }
+        // Whether every compression rule compiles: the compiled-only entry points then agree.
+        let whole = plain.rules().iter().all(|r| {
+            plain
+                .fields(r)
+                .iter()
+                .all(|fd| !plain.compile_field(fd).is_fallback())
+        });
         for raw in &c.cfgs {
             let cfg = make_config(&full, c.pkt.dir, c.first, *raw);
             for (p, dir) in [
@@ -1630,6 +1666,25 @@ fn compiled_form_and_interpreter_agree() {
                 let a = compress_outcome(&compiled, p, dir, &cfg);
                 let b = compress_outcome(&interp, p, dir, &cfg);
                 prop_assert_eq!(&a, &b, "compress {:02x?} going {:?}", p, dir);
+                if whole {
+                    stats.hit("compiled-only");
+                    let mut out = vec![0u8; p.len() * 2 + 160];
+                    let k = codec::compress_compiled(&compiled, p, dir, &cfg, &mut out)
+                        .map(|k| (k, out[..k.len].to_vec()));
+                    prop_assert_eq!(&k, &a, "compress_compiled {:02x?}", p);
+                    if let Ok((k, schc)) = &a {
+                        let mut back = vec![0u8; 2048];
+                        let d = codec::decompress_compiled(
+                            &compiled, schc, k.bits, dir, &cfg, &mut back,
+                        )
+                        .map(|d| (d, back[..d.len].to_vec()));
+                        let e = decompress_outcome(&interp, schc, k.bits, dir, &cfg);
+                        prop_assert_eq!(d.is_ok(), e.is_ok(), "decompress_compiled {:02x?}", schc);
+                        if let (Ok(d), Ok(e)) = (d, e) {
+                            prop_assert_eq!(d, e);
+                        }
+                    }
+                }
                 if let Ok((k, schc)) = a {
                     stats.hit("compressed");
                     let a = decompress_outcome(&compiled, &schc, k.bits, dir, &cfg);

@@ -348,4 +348,30 @@ fn anchor_rule_compiles_whole() {
     let ix = device.index().unwrap();
     assert_eq!(ix.compiled, buf.index().unwrap().compiled.as_slice());
     assert_eq!(std::mem::size_of_val(ix.compiled), 21 * 14);
+
+    // The device's unchecked static set through the compiled-only entry points (what
+    // nostd-check links): the anchor's bytes and back.
+    let anchor: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(root().join("benches/anchor.json")).unwrap())
+            .unwrap();
+    let packet = hex(anchor["packet_hex"].as_str().unwrap());
+    let expected = hex(anchor["expected_schc_hex"].as_str().unwrap());
+    let unchecked = &device_rules::RULE_SET;
+    assert!(!unchecked.is_validated());
+    let cfg = Config::default();
+    let mut out = [0u8; 64];
+    let c = lpwan_schc::codec::compress_compiled(unchecked, &packet, Direction::Up, &cfg, &mut out)
+        .unwrap();
+    assert_eq!(out[..c.len], expected[..]);
+    let mut back = [0u8; 128];
+    let d = lpwan_schc::codec::decompress_compiled(
+        unchecked,
+        &expected,
+        expected.len() * 8,
+        Direction::Up,
+        &cfg,
+        &mut back,
+    )
+    .unwrap();
+    assert_eq!(back[..d.len], packet[..]);
 }
