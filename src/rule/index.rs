@@ -70,7 +70,8 @@ pub struct RuleIndex<'a> {
     /// Two entries per compression rule (one per direction), sorted.
     pub entries: &'a [KeyEntry],
     /// The compiled form of the field table ([`super::compiled`]), entry for entry, or empty.
-    /// The codec uses it only in validated sets, which it agrees with.
+    /// `compress`/`decompress` use it only in validated sets (validation checks it against
+    /// the field table); the compiled-only entry points trust it as it is.
     pub compiled: &'a [CompiledField],
 }
 
