@@ -41,7 +41,10 @@ pub enum BitError {
 
 /// Reads `n` (at most 64) bits at bit offset `off` of `data`, MSB first. Bits past the end of
 /// `data` read as zero; callers check bounds first.
-#[inline]
+// Always inlined on hosts (the compiled matcher calls it per field); left to the compiler
+// on devices (flash).
+#[cfg_attr(feature = "std", inline(always))]
+#[cfg_attr(not(feature = "std"), inline)]
 pub fn get_bits(data: &[u8], off: usize, n: u32) -> u64 {
     let n = n.min(64);
     let shift = (off % 8) as u32;
@@ -294,6 +297,10 @@ impl<'a> BitWriter<'a> {
     /// Copies `n` bits starting at bit `off` of `src`. Bits past the end of `src` are zero.
     pub fn copy_bits(&mut self, src: &[u8], off: usize, n: usize) -> Result<(), BitError> {
         self.check(n)?;
+        // A short run (a residue, a small payload): one read and one write.
+        if n <= 56 {
+            return self.write(get_bits(src, off, n as u32), n as u32);
+        }
         if self.pos % 8 == 0 && off % 8 == 0 {
             let whole = n / 8;
             let start = self.pos / 8;

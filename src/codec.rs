@@ -15,6 +15,11 @@ use thiserror::Error;
 
 use crate::bits::{get_bits, size_prefix_len, BitError, BitReader, BitWriter};
 use crate::packet::{FieldRef, Headers, FIELD_SLOTS, IPV6_HEADER_LEN, MAX_OPTIONS, UDP_HEADER_LEN};
+use crate::rule::compiled::{
+    CompiledField, CDA_APP_IID, CDA_COMPUTE, CDA_DEV_IID, CDA_LSB, CDA_NOT_SENT, CDA_VALUE_SENT,
+    DI_DOWN, DI_UP, LEN_TOKEN, LEN_VARIABLE, MO_EQUAL, MO_EQUAL_POOL, MO_IGNORE, MO_MASK, MO_MSB,
+    OPTION_KEY,
+};
 use crate::rule::index::{KeyHasher, RuleIndex, GROUP_DOWN, MAX_KEYS};
 use crate::rule::{
     fits_right_aligned, Cda, Direction, Fid, FieldDesc, FieldLength, Layer, MatchingOperator,
@@ -312,15 +317,63 @@ pub fn compress<'a>(
     cfg: &Config,
     out: &mut [u8],
 ) -> Result<Compressed, CompressError> {
+    compress_with::<true>(set, packet, dir, cfg, out)
+}
+
+/// [`compress`] with the compiled form of the set's index ([`crate::rule::compiled`]) only,
+/// for a device that links no interpreter: rules with an entry the form cannot express are
+/// never used, and a set without a compiled table compresses nothing (the no-compression
+/// rule). It trusts the compiled table as validation leaves it (no field described twice,
+/// the TKL before its token, target values that fit) even in a set made with
+/// [`RuleSet::new_unchecked`]: check such static tables with [`RuleSet::validate`] in a test.
+/// On a validated set whose rules all compile it gives what [`compress`] gives.
+pub fn compress_compiled<'a>(
+    set: &RuleSet<'a>,
+    packet: &[u8],
+    dir: Direction,
+    cfg: &Config,
+    out: &mut [u8],
+) -> Result<Compressed, CompressError> {
+    compress_with::<false>(set, packet, dir, cfg, out)
+}
+
+/// [`compress`] (`INTERPRET`: the interpreter for what the compiled form does not cover, and
+/// the compiled form only in validated sets) or [`compress_compiled`].
+#[inline(always)]
+fn compress_with<'a, const INTERPRET: bool>(
+    set: &RuleSet<'a>,
+    packet: &[u8],
+    dir: Direction,
+    cfg: &Config,
+    out: &mut [u8],
+) -> Result<Compressed, CompressError> {
     let h = Headers::parse_from(packet, dir, cfg.first_layer);
     let mut m = Matcher::new(&h, cfg);
     let mut best: Option<(&Rule, usize, Option<Layer>)> = None;
+    // The compiled form, trusted only in a validated set (which `validate` checked it against)
+    // unless the caller asked for it alone.
+    let compiled = set
+        .index()
+        .map(|ix| ix.compiled)
+        .filter(|c| !INTERPRET || (!c.is_empty() && set.is_validated()));
+    let pool = set.tables().3;
     let mut consider = |rule: &'a Rule| {
         // A rule whose ID cannot be written as it is (unchecked sets) is never used.
-        if !matches!(rule.nature, Nature::Compression(_)) || !rule.id.is_well_formed() {
+        let Nature::Compression(span) = rule.nature else {
+            return;
+        };
+        if !rule.id.is_well_formed() {
             return;
         }
-        if let Ok((residue, layer)) = m.match_rule(set, rule) {
+        let fast = compiled
+            .and_then(|c| c.get(span.range()))
+            .and_then(|cf| m.match_compiled(cf, pool));
+        let result = match fast {
+            Some(r) => r,
+            None if INTERPRET => m.match_rule(set, rule).ok(),
+            None => None,
+        };
+        if let Some((residue, layer)) = result {
             let payload = packet.len() - h.layer_end(layer);
             let total = rule.id.length as usize + residue + payload * 8;
             if best.is_none_or(|b| total < b.1) {
@@ -420,12 +473,13 @@ fn candidates(ix: &RuleIndex<'_>, h: &Headers<'_>, out: &mut Vec<u32, MAX_CANDID
     } else {
         0
     };
-    'groups: for &group in ix.groups {
+    let keys = ix.key_fields();
+    'groups: for group in ix.groups() {
         if group & GROUP_DOWN != dir {
             continue;
         }
         let mut hasher = KeyHasher::new(group);
-        for (b, k) in ix.keys.iter().enumerate().take(MAX_KEYS) {
+        for (b, k) in keys.iter().enumerate().take(MAX_KEYS) {
             if group & (1 << b) == 0 {
                 continue;
             }
@@ -620,6 +674,56 @@ const TKL_BIT: u64 = match Fid::CoapTkl.header_index() {
     None => 0,
 };
 
+/// The compiled key of the CoAP token.
+const TOKEN_KEY: u16 = match Fid::CoapToken.header_index() {
+    Some(i) => i as u16,
+    None => 0,
+};
+
+/// Compiled `equal` / `not-sent`.
+const OP_EQUAL_NOT_SENT: u8 = MO_EQUAL | (CDA_NOT_SENT << 3);
+/// Compiled `ignore` / `not-sent`.
+const OP_IGNORE_NOT_SENT: u8 = MO_IGNORE | (CDA_NOT_SENT << 3);
+/// Compiled `ignore` / `compute-*`.
+const OP_IGNORE_COMPUTE: u8 = MO_IGNORE | (CDA_COMPUTE << 3);
+/// The compiled keys of the computed lengths.
+const PAYLOAD_LENGTH_KEY: u16 = 3;
+/// See [`PAYLOAD_LENGTH_KEY`].
+const UDP_LENGTH_KEY: u16 = 12;
+const _: () = assert!(
+    matches!(Fid::Ipv6PayloadLength.header_index(), Some(3))
+        && matches!(Fid::UdpLength.header_index(), Some(12))
+);
+
+/// The value of a field of at most 64 bits: [`get_bits`] with one word read when the field
+/// lies in the 8 bytes from its first, as header fields do.
+#[inline(always)]
+fn field_bits(data: &[u8], f: FieldRef) -> u64 {
+    let sh = f.off % 8;
+    if f.len > 0 && sh + f.len <= 64 {
+        if let Some(w) = data
+            .get(f.off as usize / 8..)
+            .and_then(|s| s.first_chunk::<8>())
+        {
+            return (u64::from_be_bytes(*w) << sh) >> (64 - f.len);
+        }
+    }
+    get_bits(data, f.off as usize, f.len)
+}
+
+/// The compiled keys of the IPv6 header fields, as bits (header fields in wire order).
+const IPV6_KEYS: u64 = 0x3FF;
+/// The UDP header fields' keys.
+const UDP_KEYS: u64 = 0xF << 10;
+/// Every header field's key.
+const HEADER_KEYS: u64 = (1 << HEADER_FIELDS) - 1;
+const _: () = assert!(
+    matches!(Fid::Ipv6AppIid.header_index(), Some(9))
+        && matches!(Fid::UdpChecksum.header_index(), Some(13))
+        && (OPTION_KEY as usize) >= HEADER_FIELDS
+        && OPTION_KEY < 64
+);
+
 /// Which step of a descriptor's match failed (the matcher adds where, as a [`Mismatch`]).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Miss {
@@ -658,6 +762,10 @@ struct Matcher<'h, 'p> {
     h: &'h Headers<'p>,
     cfg: &'h Config,
     checksum: Option<u16>,
+    /// The IPv6 payload length and UDP length decompression will compute.
+    ipv6_payload_len: Option<u16>,
+    /// See `ipv6_payload_len`.
+    udp_len: Option<u16>,
     /// Whether the packet has a CoAP token of length 0 (TKL 0), which a rule need not describe.
     empty_token: bool,
 }
@@ -668,7 +776,19 @@ impl<'h, 'p> Matcher<'h, 'p> {
             h,
             cfg,
             checksum: None,
+            ipv6_payload_len: Self::length(h, Fid::Ipv6PayloadLength),
+            udp_len: Self::length(h, Fid::UdpLength),
             empty_token: h.field(Fid::CoapToken, 1).is_some_and(|f| f.len == 0),
+        }
+    }
+
+    /// The computed length `fid` of the packet (see [`Matcher::computed`]).
+    fn length(h: &Headers<'_>, fid: Fid) -> Option<u16> {
+        let len = h.data().len();
+        match fid {
+            Fid::Ipv6PayloadLength => u16::try_from(len.checked_sub(IPV6_HEADER_LEN)?).ok(),
+            Fid::UdpLength => u16::try_from(len.checked_sub(h.udp_start())?).ok(),
+            _ => None,
         }
     }
 
@@ -733,6 +853,184 @@ impl<'h, 'p> Matcher<'h, 'p> {
             });
         }
         Ok((bits, layer))
+    }
+
+    /// [`Matcher::match_rule`] on the compiled form of a rule's descriptors: `None` when an
+    /// entry cannot be compiled (the caller then interprets the rule), else whether the rule
+    /// matches (its residue length and deepest layer). Only for validated sets: what
+    /// validation guarantees (no field described twice, the TKL before a token of
+    /// `fl-token-length`, target values that fit) is not checked again.
+    #[inline(always)]
+    fn match_compiled(
+        &mut self,
+        cf: &[CompiledField],
+        pool: &[u8],
+    ) -> Option<Option<(usize, Option<Layer>)>> {
+        let data = self.h.data();
+        let dir = if self.h.direction() == Direction::Up {
+            DI_UP
+        } else {
+            DI_DOWN
+        };
+        // Header keys described (any direction / this direction) as bits; options counted.
+        let mut all = 0u64;
+        let mut mine = 0u64;
+        let mut options = 0usize;
+        let mut bits = 0usize;
+        for c in cf {
+            let op = c.op();
+            let key = c.key();
+            // Options share the top bit: only their presence matters for the layers.
+            let bit = 1u64 << key.min(63);
+            all |= bit;
+            if op & dir == 0 {
+                if op & MO_MASK == 0 {
+                    return None;
+                }
+                continue;
+            }
+            mine |= bit;
+            let f = if key < OPTION_KEY {
+                self.h.header_field(usize::from(key))
+            } else {
+                options += 1;
+                match self.h.option_field(key - OPTION_KEY, c.fp()) {
+                    Some(f) => f,
+                    None => return Some(None),
+                }
+            };
+            let len = c.len();
+            // The common entries of fixed length, inline: equal/not-sent, ignore/not-sent,
+            // ignore/compute; the rest in `match_entry`.
+            let fixed = len < LEN_TOKEN && u32::from(len) == f.len;
+            match op & 0x3F {
+                OP_EQUAL_NOT_SENT if fixed => {
+                    if field_bits(data, f) != c.tv() {
+                        return Some(None);
+                    }
+                }
+                OP_IGNORE_NOT_SENT if fixed => {}
+                OP_IGNORE_COMPUTE if fixed => {
+                    let v = match key {
+                        PAYLOAD_LENGTH_KEY => self.ipv6_payload_len,
+                        UDP_LENGTH_KEY => self.udp_len,
+                        _ => self.computed(Fid::UdpChecksum),
+                    };
+                    match v {
+                        Some(v) if get_bits(data, f.off as usize, f.len) == u64::from(v) => {}
+                        _ => return Some(None),
+                    }
+                }
+                _ => match self.match_entry(c, f, pool)? {
+                    Some(b) => bits += b,
+                    None => return Some(None),
+                },
+            }
+        }
+        // The deepest layer of all entries, the first of this direction's.
+        let deepest = |m: u64| {
+            if m & !(IPV6_KEYS | UDP_KEYS) != 0 {
+                Some(Layer::Coap)
+            } else if m & UDP_KEYS != 0 {
+                Some(Layer::Udp)
+            } else if m != 0 {
+                Some(Layer::Ipv6)
+            } else {
+                None
+            }
+        };
+        let first = if mine & IPV6_KEYS != 0 {
+            Layer::Ipv6
+        } else if mine & UDP_KEYS != 0 {
+            Layer::Udp
+        } else {
+            Layer::Coap
+        };
+        let layer = deepest(all);
+        // Every header key of this direction once (validated sets), an empty token (TKL 0)
+        // not counted among the packet's fields.
+        let empty_token = u32::from(self.empty_token && mine & (1 << TOKEN_KEY) != 0);
+        let count = ((mine & HEADER_KEYS).count_ones() - empty_token) as usize + options;
+        if layer.is_some_and(|l| !self.h.has(l))
+            || (mine != 0 && !self.h.has(first))
+            || count != self.h.field_count(layer)
+        {
+            return Some(None);
+        }
+        Some(Some((bits, layer)))
+    }
+
+    /// One compiled entry against the packet's field `f`: `None` if it cannot be compiled,
+    /// else its residue length if it matches.
+    #[inline(never)]
+    fn match_entry(
+        &mut self,
+        c: &CompiledField,
+        f: FieldRef,
+        pool: &[u8],
+    ) -> Option<Option<usize>> {
+        let data = self.h.data();
+        let (op, len, tv) = (c.op(), c.len(), c.tv());
+        let mo = op & MO_MASK;
+        let off = f.off as usize;
+        let len_ok = match len {
+            LEN_VARIABLE => f.off % 8 == 0 && f.len % 8 == 0,
+            LEN_TOKEN => f.len <= 64,
+            l => u32::from(l) == f.len,
+        };
+        let ok = len_ok
+            && match mo {
+                MO_IGNORE => true,
+                MO_EQUAL => match len {
+                    LEN_VARIABLE => {
+                        f.len == u32::from(c.arg()) * 8 && get_bits(data, off, f.len) == tv
+                    }
+                    LEN_TOKEN => {
+                        (f.len == 64 || tv >> f.len == 0) && get_bits(data, off, f.len) == tv
+                    }
+                    _ => get_bits(data, off, f.len) == tv,
+                },
+                MO_EQUAL_POOL => {
+                    let start = (tv >> 16) as usize;
+                    let end = start.saturating_add((tv & 0xFFFF) as usize);
+                    pool.get(start..end)
+                        .is_some_and(|v| data.get(f.bytes()) == Some(v))
+                }
+                MO_MSB => {
+                    let shift = f.len.saturating_sub(u32::from(c.arg()));
+                    shift < 64 && get_bits(data, off, f.len) >> shift == tv >> shift
+                }
+                _ => return None,
+            };
+        if !ok {
+            return Some(None);
+        }
+        let cda = (op >> 3) & 7;
+        Some(match cda {
+            CDA_NOT_SENT => Some(0),
+            CDA_VALUE_SENT if len == LEN_VARIABLE => {
+                let n = f.len as usize / 8;
+                (n <= 0xFFFF).then(|| size_prefix_len(n) as usize + f.len as usize)
+            }
+            CDA_VALUE_SENT => Some(f.len as usize),
+            CDA_LSB => Some(f.len.saturating_sub(u32::from(c.arg())) as usize),
+            CDA_COMPUTE => {
+                let fid = Fid::from_header_index(usize::from(c.key()))?;
+                self.computed(fid)
+                    .filter(|&v| get_bits(data, off, f.len) == u64::from(v))
+                    .map(|_| 0)
+            }
+            CDA_DEV_IID | CDA_APP_IID => {
+                let iid = if cda == CDA_DEV_IID {
+                    self.cfg.dev_iid
+                } else {
+                    self.cfg.app_iid
+                };
+                iid.filter(|iid| f.len == 64 && data.get(f.bytes()) == Some(&iid[..]))
+                    .map(|_| 0)
+            }
+            _ => return None,
+        })
     }
 
     /// If the descriptor matches the packet's field `f`, the length of its residue in bits.
@@ -829,10 +1127,9 @@ impl<'h, 'p> Matcher<'h, 'p> {
 
     /// The value decompression will compute for a compute-* field of this packet.
     fn computed(&mut self, fid: Fid) -> Option<u16> {
-        let len = self.h.data().len();
         match fid {
-            Fid::Ipv6PayloadLength => u16::try_from(len.checked_sub(IPV6_HEADER_LEN)?).ok(),
-            Fid::UdpLength => u16::try_from(len.checked_sub(self.h.udp_start())?).ok(),
+            Fid::Ipv6PayloadLength => self.ipv6_payload_len,
+            Fid::UdpLength => self.udp_len,
             Fid::UdpChecksum if self.h.first() == Layer::Ipv6 => {
                 if self.checksum.is_none() {
                     self.checksum = Some(udp_checksum(self.h.data()));
@@ -843,6 +1140,7 @@ impl<'h, 'p> Matcher<'h, 'p> {
         }
     }
 
+    #[cfg_attr(feature = "std", inline(always))]
     fn write_residue(
         &self,
         set: &RuleSet<'_>,
@@ -934,6 +1232,32 @@ pub fn decompress_bits(
     cfg: &Config,
     out: &mut [u8],
 ) -> Result<Decompressed, DecompressError> {
+    decompress_with::<true>(set, schc, bit_len, dir, cfg, out)
+}
+
+/// [`decompress_bits`] with the compiled form only (see [`compress_compiled`]): a packet of a
+/// rule it cannot rebuild, and every packet the interpreter would refuse, is refused with
+/// [`DecompressError::BadField`] (entry 0) instead of the interpreter's precise error.
+pub fn decompress_compiled(
+    set: &RuleSet<'_>,
+    schc: &[u8],
+    bit_len: usize,
+    dir: Direction,
+    cfg: &Config,
+    out: &mut [u8],
+) -> Result<Decompressed, DecompressError> {
+    decompress_with::<false>(set, schc, bit_len, dir, cfg, out)
+}
+
+#[inline(always)]
+fn decompress_with<const INTERPRET: bool>(
+    set: &RuleSet<'_>,
+    schc: &[u8],
+    bit_len: usize,
+    dir: Direction,
+    cfg: &Config,
+    out: &mut [u8],
+) -> Result<Decompressed, DecompressError> {
     let bit_len = bit_len.min(schc.len() * 8);
     let rule = set
         .lookup_prefix(schc, bit_len)
@@ -956,8 +1280,29 @@ pub fn decompress_bits(
                 len: n,
             })
         }
-        Nature::Compression(_) => {
+        Nature::Compression(span) => {
             let dst = out.get_mut(..limit).unwrap_or(&mut []);
+            // The compiled form (validated sets): any error or entry it cannot express sends
+            // the packet to the interpreter, which gives the error (or the same packet).
+            let compiled = set
+                .index()
+                .map(|ix| ix.compiled)
+                .filter(|c| !INTERPRET || (!c.is_empty() && set.is_validated()))
+                .and_then(|c| c.get(span.range()));
+            if let Some(cf) = compiled {
+                let mut r2 = r.clone();
+                if let Some(len) = rebuild_compiled(set, cf, &mut r2, schc, dir, cfg, id, dst) {
+                    return Ok(Decompressed { rule_id: id, len });
+                }
+            }
+            if !INTERPRET {
+                return Err(DecompressError::BadField {
+                    rule: id,
+                    entry: 0,
+                    fid: set.fields(rule).first().map_or(Fid::Ipv6Version, |f| f.fid),
+                    reason: "the compiled form cannot rebuild this packet",
+                });
+            }
             let len = Rebuilder {
                 set,
                 rule,
@@ -972,6 +1317,314 @@ pub fn decompress_bits(
             Ok(Decompressed { rule_id: id, len })
         }
     }
+}
+
+/// Where a compiled option's value comes from.
+#[derive(Debug, Clone, Copy)]
+enum OptVal {
+    /// The value, right-aligned (at most 64 bits).
+    Word(u64),
+    /// The SCHC packet's bits from this offset.
+    Input(usize),
+    /// The pool's bytes from this offset.
+    Pool(usize),
+}
+
+/// A decoded option of the compiled path.
+#[derive(Debug, Clone, Copy)]
+struct CompiledOpt {
+    number: u16,
+    fp: u8,
+    bits: u32,
+    val: OptVal,
+}
+
+/// A CoAP option delta or length: its nibble and extension bytes (0, 1 or 2).
+fn option_nibble(v: usize) -> (usize, u16, usize) {
+    match v {
+        0..=12 => (v, 0, 0),
+        13..=268 => (13, (v - 13) as u16, 1),
+        _ => (14, (v - 269) as u16, 2),
+    }
+}
+
+/// A byte cursor over the output of [`rebuild_compiled`]; `None` past its end.
+struct ByteOut<'o> {
+    buf: &'o mut [u8],
+    pos: usize,
+}
+
+impl ByteOut<'_> {
+    #[inline(always)]
+    fn put(&mut self, bytes: &[u8]) -> Option<()> {
+        let end = self.pos.checked_add(bytes.len())?;
+        self.buf.get_mut(self.pos..end)?.copy_from_slice(bytes);
+        self.pos = end;
+        Some(())
+    }
+
+    /// Eight bytes.
+    #[inline(always)]
+    fn put8(&mut self, x: u64) -> Option<()> {
+        let end = self.pos.checked_add(8)?;
+        *self.buf.get_mut(self.pos..)?.first_chunk_mut::<8>()? = x.to_be_bytes();
+        self.pos = end;
+        Some(())
+    }
+
+    /// `n` bytes from bit `off` of `src` (any alignment): seven at a time while a whole word
+    /// can be read, then byte by byte.
+    fn copy_bits(&mut self, src: &[u8], off: usize, n: usize) -> Option<()> {
+        let mut k = off / 8;
+        if off % 8 == 0 {
+            return self.put(src.get(k..k.checked_add(n)?)?);
+        }
+        if off.checked_add(n.checked_mul(8)?)? > src.len() * 8 {
+            return None;
+        }
+        let sh = (off % 8) as u32;
+        let mut left = n;
+        while left >= 7 {
+            let Some(w) = src.get(k..).and_then(|s| s.first_chunk::<8>()) else {
+                break;
+            };
+            let v = u64::from_be_bytes(*w) << sh;
+            self.put(v.to_be_bytes().get(..7)?)?;
+            k += 7;
+            left -= 7;
+        }
+        let dst = self.buf.get_mut(self.pos..self.pos.checked_add(left)?)?;
+        for d in dst.iter_mut() {
+            let hi = *src.get(k)?;
+            let lo = src.get(k + 1).copied().unwrap_or(0);
+            *d = (hi << sh) | (lo >> (8 - sh));
+            k += 1;
+        }
+        self.pos += left;
+        Some(())
+    }
+}
+
+/// The TKL's compiled key.
+const TKL_KEY: usize = 16;
+const _: () = assert!(matches!(Fid::CoapTkl.header_index(), Some(TKL_KEY)));
+
+/// Decompresses with the compiled form `cf` of a validated set's rule (reader after the rule
+/// ID) into `out`: the packet's length, or `None` for anything it does not handle or any
+/// error, which the caller leaves to the interpreter (the same packet, or the error).
+/// Header fields are decoded into a fixed layout and written a word per layer.
+#[allow(clippy::too_many_arguments)]
+fn rebuild_compiled(
+    set: &RuleSet<'_>,
+    cf: &[CompiledField],
+    r: &mut BitReader<'_>,
+    input: &[u8],
+    dir: Direction,
+    cfg: &Config,
+    id: RuleId,
+    out: &mut [u8],
+) -> Option<usize> {
+    let pool = set.tables().3;
+    let dir_bit = if dir == Direction::Up { DI_UP } else { DI_DOWN };
+    let mut vals = [0u64; HEADER_FIELDS];
+    let mut lens = [0u32; HEADER_FIELDS];
+    let mut all = 0u64;
+    let mut mine = 0u64;
+    let mut computed = 0u8;
+    let mut applicable = 0usize;
+    let mut opts: Vec<CompiledOpt, MAX_DECODED> = Vec::new();
+    for c in cf {
+        let (op, key, len, tv, arg) = (c.op(), c.key(), c.len(), c.tv(), c.arg());
+        let mo = op & MO_MASK;
+        if mo == 0 {
+            return None;
+        }
+        let bit = 1u64 << key.min(63);
+        all |= bit;
+        if op & dir_bit == 0 {
+            continue;
+        }
+        applicable += 1;
+        if applicable > MAX_DECODED {
+            return None;
+        }
+        // Most entries: a fixed-length header field rebuilt from its target value.
+        if key < OPTION_KEY
+            && len < LEN_TOKEN
+            && matches!(op & 0x3F, OP_EQUAL_NOT_SENT | OP_IGNORE_NOT_SENT)
+        {
+            *vals.get_mut(usize::from(key))? = tv;
+            *lens.get_mut(usize::from(key))? = u32::from(len);
+            mine |= bit;
+            continue;
+        }
+        let cda = (op >> 3) & 7;
+        let bits: u32 = match len {
+            LEN_TOKEN => {
+                // The TKL, decoded before (validated sets).
+                if mine & (1 << TKL_KEY) == 0 {
+                    return None;
+                }
+                u32::try_from(vals.get(TKL_KEY)? * 8).ok()?
+            }
+            LEN_VARIABLE => match cda {
+                CDA_NOT_SENT if mo == MO_EQUAL_POOL => (tv & 0xFFFF) as u32 * 8,
+                CDA_NOT_SENT => u32::from(arg) * 8,
+                CDA_VALUE_SENT => u32::try_from(r.read_size_prefix().ok()? * 8).ok()?,
+                _ => return None,
+            },
+            l => u32::from(l),
+        };
+        let val = match cda {
+            CDA_NOT_SENT if mo == MO_EQUAL_POOL => OptVal::Pool((tv >> 16) as usize),
+            CDA_NOT_SENT => {
+                // A token's target value must fit its TKL bytes.
+                if bits < 64 && tv >> bits != 0 {
+                    return None;
+                }
+                OptVal::Word(tv)
+            }
+            CDA_VALUE_SENT => {
+                let off = r.skip(bits as usize).ok()?;
+                if bits <= 64 {
+                    OptVal::Word(get_bits(input, off, bits))
+                } else {
+                    OptVal::Input(off)
+                }
+            }
+            CDA_LSB => {
+                let rest = bits.checked_sub(u32::from(arg))?;
+                let off = r.skip(rest as usize).ok()?;
+                let low = get_bits(input, off, rest);
+                OptVal::Word(if arg == 0 {
+                    low
+                } else {
+                    ((tv >> rest) << rest) | low
+                })
+            }
+            CDA_COMPUTE => {
+                computed |= computed_bit(Fid::from_header_index(usize::from(key))?);
+                OptVal::Word(0)
+            }
+            CDA_DEV_IID => OptVal::Word(u64::from_be_bytes(cfg.dev_iid?)),
+            CDA_APP_IID => OptVal::Word(u64::from_be_bytes(cfg.app_iid?)),
+            _ => return None,
+        };
+        mine |= bit;
+        if key < OPTION_KEY {
+            let (OptVal::Word(v), true) = (val, bits <= 64) else {
+                return None;
+            };
+            *vals.get_mut(usize::from(key))? = v;
+            *lens.get_mut(usize::from(key))? = bits;
+        } else {
+            opts.push(CompiledOpt {
+                number: key - OPTION_KEY,
+                fp: c.fp(),
+                bits,
+                val,
+            })
+            .ok()?;
+        }
+    }
+    let first = cfg.first_layer;
+    // A field below the first layer is an error (the interpreter's).
+    if (first > Layer::Ipv6 && mine & IPV6_KEYS != 0)
+        || (first > Layer::Udp && mine & UDP_KEYS != 0)
+    {
+        return None;
+    }
+    let has = |m: u64| all & m != 0;
+    let coap = has(!(IPV6_KEYS | UDP_KEYS));
+    let udp = coap || has(UDP_KEYS);
+    let ipv6 = udp || has(IPV6_KEYS);
+    let v = |k: usize| vals.get(k).copied().unwrap_or(0);
+    // Every header is whole bytes: the packet is written a byte cursor at a time.
+    let mut o = ByteOut { buf: out, pos: 0 };
+    if first == Layer::Ipv6 && ipv6 {
+        if mine & IPV6_KEYS != IPV6_KEYS {
+            return None;
+        }
+        let (a, b) = if dir == Direction::Up { (6, 8) } else { (8, 6) };
+        let word = (v(0) << 60) | (v(1) << 52) | (v(2) << 32) | (v(3) << 16) | (v(4) << 8) | v(5);
+        for x in [word, v(a), v(a + 1), v(b), v(b + 1)] {
+            o.put8(x)?;
+        }
+    }
+    if first <= Layer::Udp && udp {
+        if mine & UDP_KEYS != UDP_KEYS {
+            return None;
+        }
+        let (s, d) = if dir == Direction::Up {
+            (10, 11)
+        } else {
+            (11, 10)
+        };
+        o.put8((v(s) << 48) | (v(d) << 32) | (v(12) << 16) | v(13))?;
+    }
+    if coap {
+        if mine & 0x7C000 != 0x7C000 {
+            return None;
+        }
+        let tkl = v(TKL_KEY);
+        let head = (v(14) << 30) | (v(15) << 28) | (tkl << 24) | (v(17) << 16) | v(18);
+        o.put(&(head as u32).to_be_bytes())?;
+        if mine & (1 << TOKEN_KEY) != 0 {
+            let bits = lens.get(usize::from(TOKEN_KEY)).copied().unwrap_or(0);
+            if u64::from(bits) != tkl * 8 || tkl > 8 {
+                return None;
+            }
+            let token = v(usize::from(TOKEN_KEY)).to_be_bytes();
+            o.put(token.get(8 - tkl as usize..)?)?;
+        } else if tkl != 0 {
+            return None;
+        }
+        // Options in (number, position) order; insertion sort, as the interpreter.
+        for i in 1..opts.len() {
+            let mut j = i;
+            while j > 0
+                && opts.get(j - 1).map(|o| (o.number, o.fp)) > opts.get(j).map(|o| (o.number, o.fp))
+            {
+                opts.swap(j - 1, j);
+                j -= 1;
+            }
+        }
+        let mut prev: u16 = 0;
+        for opt in opts.iter() {
+            if opt.bits % 8 != 0 {
+                return None;
+            }
+            let len = opt.bits as usize / 8;
+            if len > 65535 + 269 {
+                return None;
+            }
+            let delta = usize::from(opt.number.checked_sub(prev)?);
+            prev = opt.number;
+            let (dn, dx, dxl) = option_nibble(delta);
+            let (ln, lx, lxl) = option_nibble(len);
+            o.put(&[((dn << 4) | ln) as u8])?;
+            o.put(dx.to_be_bytes().get(2 - dxl..)?)?;
+            o.put(lx.to_be_bytes().get(2 - lxl..)?)?;
+            match opt.val {
+                OptVal::Word(x) => o.put(x.to_be_bytes().get(8usize.checked_sub(len)?..)?)?,
+                OptVal::Input(off) => o.copy_bits(input, off, len)?,
+                OptVal::Pool(at) => o.put(pool.get(at..at.checked_add(len)?)?)?,
+            }
+        }
+        if r.remaining() >= 8 {
+            o.put(&[0xFF])?;
+        }
+    }
+    let payload = r.remaining() / 8;
+    o.copy_bits(input, r.position(), payload)?;
+    let total = o.pos;
+    let udp_start = if first == Layer::Ipv6 {
+        IPV6_HEADER_LEN
+    } else {
+        0
+    };
+    patch_computed(out, total, first, udp_start, computed, id).ok()?;
+    Some(total)
 }
 
 struct Rebuilder<'s, 'a, 'i> {
@@ -1107,7 +1760,7 @@ impl<'a> Rebuilder<'_, 'a, '_> {
         } else {
             0
         };
-        self.patch_computed(out, total, first, udp_start)?;
+        patch_computed(out, total, first, udp_start, self.computed, id)?;
         Ok(total)
     }
 
@@ -1457,47 +2110,49 @@ impl<'a> Rebuilder<'_, 'a, '_> {
         }
         Ok(())
     }
+}
 
-    fn patch_computed(
-        &self,
-        out: &mut [u8],
-        total: usize,
-        first: Layer,
-        udp_start: usize,
-    ) -> Result<(), DecompressError> {
-        let id = self.rule.id;
-        let computed = |fid| self.computed & computed_bit(fid) != 0;
-        let put = |out: &mut [u8], at: usize, v: u16| {
-            if let Some(s) = out.get_mut(at..at + 2) {
-                s.copy_from_slice(&v.to_be_bytes());
-            }
-        };
-        let len16 = |fid, from: usize| {
-            total
-                .checked_sub(from)
-                .and_then(|l| u16::try_from(l).ok())
-                .ok_or(DecompressError::BadField {
-                    rule: id,
-                    entry: 0,
-                    fid,
-                    reason: "computed length does not fit 16 bits",
-                })
-        };
-        if computed(Fid::Ipv6PayloadLength) && first == Layer::Ipv6 {
-            put(out, 4, len16(Fid::Ipv6PayloadLength, IPV6_HEADER_LEN)?);
+/// Writes the computed fields (`computed`: [`computed_bit`]s) of the rebuilt packet `out` of
+/// `total` bytes: IPv6 payload length, UDP length, then the UDP checksum.
+fn patch_computed(
+    out: &mut [u8],
+    total: usize,
+    first: Layer,
+    udp_start: usize,
+    computed: u8,
+    id: RuleId,
+) -> Result<(), DecompressError> {
+    let computed = |fid| computed & computed_bit(fid) != 0;
+    let put = |out: &mut [u8], at: usize, v: u16| {
+        if let Some(s) = out.get_mut(at..at + 2) {
+            s.copy_from_slice(&v.to_be_bytes());
         }
-        if computed(Fid::UdpLength) && total >= udp_start + UDP_HEADER_LEN {
-            put(out, udp_start + 4, len16(Fid::UdpLength, udp_start)?);
-        }
-        if computed(Fid::UdpChecksum)
-            && first == Layer::Ipv6
-            && total >= IPV6_HEADER_LEN + UDP_HEADER_LEN
-        {
-            let c = udp_checksum(out.get(..total).unwrap_or(&[]));
-            put(out, 46, c);
-        }
-        Ok(())
+    };
+    let len16 = |fid, from: usize| {
+        total
+            .checked_sub(from)
+            .and_then(|l| u16::try_from(l).ok())
+            .ok_or(DecompressError::BadField {
+                rule: id,
+                entry: 0,
+                fid,
+                reason: "computed length does not fit 16 bits",
+            })
+    };
+    if computed(Fid::Ipv6PayloadLength) && first == Layer::Ipv6 {
+        put(out, 4, len16(Fid::Ipv6PayloadLength, IPV6_HEADER_LEN)?);
     }
+    if computed(Fid::UdpLength) && total >= udp_start + UDP_HEADER_LEN {
+        put(out, udp_start + 4, len16(Fid::UdpLength, udp_start)?);
+    }
+    if computed(Fid::UdpChecksum)
+        && first == Layer::Ipv6
+        && total >= IPV6_HEADER_LEN + UDP_HEADER_LEN
+    {
+        let c = udp_checksum(out.get(..total).unwrap_or(&[]));
+        put(out, 46, c);
+    }
+    Ok(())
 }
 
 #[cfg(test)]

@@ -12,9 +12,7 @@
 //! [`RuleSet::new_unchecked`]: crate::rule::RuleSet::new_unchecked
 
 use core::fmt::{self, Write};
-use std::format;
 use std::string::String;
-use std::vec::Vec;
 
 use crate::rule::index::RuleIndexBuf;
 use crate::rule::{FieldDesc, FragParams, Nature, Rule, RuleSet, RuleSetBuf, Timer, ValueRef};
@@ -140,8 +138,8 @@ fn write_rust(out: &mut String, set: &RuleSet<'_>, index: Option<&RuleIndexBuf>)
     for (field, table) in [
         ("ids", "INDEX_IDS"),
         ("keys", "INDEX_KEYS"),
-        ("groups", "INDEX_GROUPS"),
         ("entries", "INDEX_ENTRIES"),
+        ("compiled", "INDEX_COMPILED"),
     ] {
         writeln!(out, "    {field}: &{table},")?;
     }
@@ -175,34 +173,22 @@ fn write_index(out: &mut String, ix: &RuleIndexBuf) -> fmt::Result {
         writeln!(out, "    }},")?;
     }
     close_table(out, ix.ids.len())?;
-    writeln!(out, "/// The fields the compression index keys on.")?;
-    open_table(
+    writeln!(
         out,
-        "INDEX_KEYS",
-        "lpwan_schc::rule::index::KeyField",
-        ix.keys.len(),
+        "/// The fields the compression index keys on, then the groups of key fields rules pin."
     )?;
+    let n = ix.keys.len() + ix.groups.len();
+    open_table(out, "INDEX_KEYS", "lpwan_schc::rule::index::KeyField", n)?;
     for k in &ix.keys {
         writeln!(out, "    {IX}KeyField {{")?;
         writeln!(out, "        fid: {PATH}Fid::{:?},", k.fid)?;
         writeln!(out, "        fp: {},", k.fp)?;
         writeln!(out, "    }},")?;
     }
-    close_table(out, ix.keys.len())?;
-    writeln!(out, "/// The groups of key fields rules pin, by direction.")?;
-    // As rustfmt lays out short numbers: one line if it fits, else 12 to a line.
-    let groups: Vec<String> = ix.groups.iter().map(|g| format!("{g:#06x}")).collect();
-    let head = format!("static INDEX_GROUPS: [u16; {}] = [", groups.len());
-    if head.len() + groups.len() * 8 < 100 {
-        writeln!(out, "{head}{}];", groups.join(", "))?;
-        writeln!(out)?;
-    } else {
-        writeln!(out, "{head}")?;
-        for line in groups.chunks(12) {
-            writeln!(out, "    {},", line.join(", "))?;
-        }
-        close_table(out, groups.len())?;
+    for g in &ix.groups {
+        writeln!(out, "    {IX}group_entry({g:#06x}),")?;
     }
+    close_table(out, n)?;
     writeln!(out, "/// The rules by hash of their key values.")?;
     open_table(
         out,
@@ -216,7 +202,26 @@ fn write_index(out: &mut String, ix: &RuleIndexBuf) -> fmt::Result {
         writeln!(out, "        rule: {},", e.rule)?;
         writeln!(out, "    }},")?;
     }
-    close_table(out, ix.entries.len())
+    close_table(out, ix.entries.len())?;
+    writeln!(
+        out,
+        "/// The compiled form of `FIELDS`, entry for entry (target value, key, position, length,"
+    )?;
+    writeln!(out, "/// operation, argument).")?;
+    open_table(
+        out,
+        "INDEX_COMPILED",
+        "lpwan_schc::rule::CompiledField",
+        ix.compiled.len(),
+    )?;
+    for c in &ix.compiled {
+        let (tv, key, fp, len, op, arg) = c.parts();
+        writeln!(
+            out,
+            "    {PATH}CompiledField::new({tv:#018x}, {key}, {fp}, {len}, {op:#04x}, {arg}),"
+        )?;
+    }
+    close_table(out, ix.compiled.len())
 }
 
 /// `static NAME: [TYPE; len] = [`, or the whole empty table (`= [];`) when `len` is 0.
@@ -440,10 +445,11 @@ mod tests {
         let src = to_rust(&set);
         for needle in [
             "static INDEX_IDS: [lpwan_schc::rule::index::IdEntry; 3] = [",
-            "static INDEX_KEYS: [lpwan_schc::rule::index::KeyField; 0] = [];",
-            "static INDEX_GROUPS: [u16; 2] = [0x0000, 0x0100];\n",
+            "static INDEX_KEYS: [lpwan_schc::rule::index::KeyField; 2] = [",
+            "    lpwan_schc::rule::index::group_entry(0x0000),\n    lpwan_schc::rule::index::group_entry(0x0100),\n",
             "static INDEX_ENTRIES: [lpwan_schc::rule::index::KeyEntry; 2] = [",
-            "    entries: &INDEX_ENTRIES,\n};\n",
+            "static INDEX_COMPILED: [lpwan_schc::rule::CompiledField; ",
+            "    entries: &INDEX_ENTRIES,\n    compiled: &INDEX_COMPILED,\n};\n",
             "RuleSet::new_unchecked(&RULES, &FIELDS, &VALUES, &POOL).with_index(INDEX);\n",
         ] {
             assert!(src.contains(needle), "missing {needle:?} in:\n{src}");

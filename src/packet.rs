@@ -259,6 +259,22 @@ impl<'p> Headers<'p> {
         &self.options
     }
 
+    /// Header field `i` (by [`Fid::header_index`]) as parsed; zero-length when its layer was
+    /// not parsed (check [`Headers::has`]).
+    #[inline(always)]
+    pub(crate) fn header_field(&self, i: usize) -> FieldRef {
+        self.fields.get(i).copied().unwrap_or_default()
+    }
+
+    /// The value of option `number` at position `fp`, if the packet has it.
+    #[inline(always)]
+    pub(crate) fn option_field(&self, number: u16, fp: u8) -> Option<FieldRef> {
+        self.options
+            .iter()
+            .find(|o| o.number == number && o.position == fp)
+            .map(|o| o.value)
+    }
+
     /// The field `fid` at position `fp` (1-based), if the packet has it.
     #[inline]
     pub fn field(&self, fid: Fid, fp: u8) -> Option<FieldRef> {

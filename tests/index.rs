@@ -220,3 +220,158 @@ fn a_static_index_that_disagrees_with_its_rules_is_refused() {
     buf.push_no_compression(RuleId::new(0xFFFF_FFFF, 32));
     assert!(buf.index().is_none() && buf.as_set().index().is_none());
 }
+
+/// The interop vectors with the compiled form (what `json::from_str` builds) and without it
+/// (the same index, its compiled table dropped: the interpreter): the same SCHC packets, the
+/// vectors' own, and the same packets back; most vector rules run compiled.
+#[test]
+fn compiled_form_agrees_with_the_interpreter_on_the_interop_vectors() {
+    let dir = root().join("tests/vectors");
+    let mut names: Vec<_> = std::fs::read_dir(&dir)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .filter(|p| p.extension().is_some_and(|e| e == "json"))
+        .collect();
+    names.sort();
+    let (mut checked, mut compiled_rules, mut rules) = (0, 0, 0);
+    for path in names {
+        let v: serde_json::Value =
+            serde_json::from_str(&std::fs::read_to_string(&path).unwrap()).unwrap();
+        if v["kind"] != "compression" {
+            continue;
+        }
+        let name = path.file_name().unwrap().to_string_lossy().to_string();
+        let buf = json::from_value(&v["rules"]).unwrap();
+        let fast = buf.as_set();
+        assert!(fast.is_validated() && !fast.index().unwrap().compiled.is_empty());
+        let (r, f, val, pool) = fast.tables();
+        let ix = buf.index().unwrap();
+        let interp = RuleSet::new_unchecked(r, f, val, pool)
+            .with_index(RuleIndex {
+                compiled: &[],
+                ..ix.as_index()
+            })
+            .into_validated()
+            .unwrap();
+        for rule in fast.rules() {
+            if matches!(rule.nature, lpwan_schc::rule::Nature::Compression(_)) {
+                rules += 1;
+                if fast
+                    .fields(rule)
+                    .iter()
+                    .all(|fd| !fast.compile_field(fd).is_fallback())
+                {
+                    compiled_rules += 1;
+                }
+            }
+        }
+        let dir = match v["direction"].as_str() {
+            Some("down") => Direction::Down,
+            _ => Direction::Up,
+        };
+        let packet = hex(v["packet_hex"].as_str().unwrap());
+        let cfg = Config::default();
+        let (mut a, mut b) = ([0u8; 1400], [0u8; 1400]);
+        let ca = compress(&fast, &packet, dir, &cfg, &mut a);
+        let cb = compress(&interp, &packet, dir, &cfg, &mut b);
+        assert_eq!(ca, cb, "{name}: compress");
+        let len = ca.unwrap().len;
+        assert_eq!(a[..len], b[..len], "{name}: compressed bytes");
+        assert_eq!(
+            common::to_hex(&a[..len]),
+            v["expected_schc_hex"].as_str().unwrap(),
+            "{name}: the vector's bytes"
+        );
+        let (mut x, mut y) = ([0u8; 1400], [0u8; 1400]);
+        let da = decompress(&fast, &a[..len], dir, &cfg, &mut x);
+        let db = decompress(&interp, &a[..len], dir, &cfg, &mut y);
+        assert_eq!(da, db, "{name}: decompress");
+        let n = da.unwrap().len;
+        assert_eq!(x[..n], packet[..], "{name}: packet back");
+        checked += 1;
+    }
+    assert_eq!(checked, 19, "all 19 compression vectors");
+    assert!(
+        compiled_rules * 2 > rules,
+        "only {compiled_rules} of {rules} vector rules compile"
+    );
+}
+
+/// A compiled table that disagrees with the field table (stale static tables) is refused by
+/// validation, so the codec never trusts it.
+#[test]
+fn stale_compiled_table_is_refused() {
+    let text = std::fs::read_to_string(root().join("rules/anchor.json")).unwrap();
+    let buf = json::from_str(&text).unwrap();
+    let ix = buf.index().unwrap();
+    let (r, f, v, p) = buf.as_set().tables();
+    let ok = RuleSet::new_unchecked(r, f, v, p).with_index(ix.as_index());
+    assert!(ok.into_validated().is_ok());
+    let mut compiled = ix.compiled.clone();
+    let (tv, key, fp, len, op, arg) = compiled[6].parts();
+    compiled[6] = lpwan_schc::rule::CompiledField::new(tv ^ 1, key, fp, len, op, arg);
+    let stale = RuleIndex {
+        compiled: &compiled,
+        ..ix.as_index()
+    };
+    let set = RuleSet::new_unchecked(r, f, v, p).with_index(stale);
+    assert!(matches!(set.validate(), Err(RuleError::BadIndex(_))));
+    let short = RuleIndex {
+        compiled: &ix.compiled[..5],
+        ..ix.as_index()
+    };
+    let set = RuleSet::new_unchecked(r, f, v, p).with_index(short);
+    assert!(matches!(set.validate(), Err(RuleError::BadIndex(_))));
+}
+
+#[allow(dead_code)]
+#[path = "../nostd-check/src/rules.rs"]
+mod device_rules;
+
+/// The anchor rule (the one the figures in BENCHMARKS.md are measured on) compiles whole, in
+/// the JSON-loaded set and in the device's static tables: a change that made one of its
+/// entries fall back to the interpreter would silently cost the fast path.
+#[test]
+fn anchor_rule_compiles_whole() {
+    let text = std::fs::read_to_string(root().join("rules/anchor.json")).unwrap();
+    let buf = json::from_str(&text).unwrap();
+    let set = buf.as_set();
+    let rule = set.get(RuleId::new(1, 8)).unwrap();
+    assert_eq!(set.fields(rule).len(), 21);
+    assert!(set
+        .fields(rule)
+        .iter()
+        .all(|fd| !set.compile_field(fd).is_fallback()));
+    let device = device_rules::RULE_SET
+        .into_validated()
+        .expect("the static tables validate");
+    let ix = device.index().unwrap();
+    assert_eq!(ix.compiled, buf.index().unwrap().compiled.as_slice());
+    assert_eq!(std::mem::size_of_val(ix.compiled), 21 * 14);
+
+    // The device's unchecked static set through the compiled-only entry points (what
+    // nostd-check links): the anchor's bytes and back.
+    let anchor: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(root().join("benches/anchor.json")).unwrap())
+            .unwrap();
+    let packet = hex(anchor["packet_hex"].as_str().unwrap());
+    let expected = hex(anchor["expected_schc_hex"].as_str().unwrap());
+    let unchecked = &device_rules::RULE_SET;
+    assert!(!unchecked.is_validated());
+    let cfg = Config::default();
+    let mut out = [0u8; 64];
+    let c = lpwan_schc::codec::compress_compiled(unchecked, &packet, Direction::Up, &cfg, &mut out)
+        .unwrap();
+    assert_eq!(out[..c.len], expected[..]);
+    let mut back = [0u8; 128];
+    let d = lpwan_schc::codec::decompress_compiled(
+        unchecked,
+        &expected,
+        expected.len() * 8,
+        Direction::Up,
+        &cfg,
+        &mut back,
+    )
+    .unwrap();
+    assert_eq!(back[..d.len], packet[..]);
+}

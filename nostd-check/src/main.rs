@@ -1,6 +1,9 @@
 //! The no-heap proof: compresses and decompresses the anchor packet (IPv6/UDP/CoAP GET /temp,
 //! `benches/anchor.json`) with the anchor rule declared as static tables, on a target with no
-//! allocator. The crate links only if the core never allocates.
+//! allocator. The crate links only if the core never allocates. It uses the compiled-only
+//! entry points (`compress_compiled`, `decompress_compiled`), so the general interpreter is not
+//! linked: the static tables carry the compiled form, and `tests/index.rs` checks that they
+//! validate.
 //!
 //! `rules.rs` is written by `schc rules export-rust rules/anchor.json`; `tests/cli.rs` checks
 //! that regenerating it gives the same text.
@@ -10,7 +13,7 @@
 
 use core::hint::black_box;
 
-use lpwan_schc::codec::{compress, decompress, Config};
+use lpwan_schc::codec::{compress_compiled, decompress_compiled, Config};
 use lpwan_schc::rule::Direction;
 
 mod rules;
@@ -39,11 +42,18 @@ pub extern "C" fn _start() -> ! {
     let mut packet = [0u8; 128];
     loop {
         let set = black_box(&rules::RULE_SET);
-        let ok = match compress(set, black_box(&PACKET), Direction::Up, &cfg, &mut schc) {
+        let ok = match compress_compiled(set, black_box(&PACKET), Direction::Up, &cfg, &mut schc) {
             Ok(c) => schc.get(..c.len) == Some(&SCHC[..]),
             Err(_) => false,
         };
-        let back = match decompress(set, black_box(&SCHC), Direction::Up, &cfg, &mut packet) {
+        let back = match decompress_compiled(
+            set,
+            black_box(&SCHC),
+            SCHC.len() * 8,
+            Direction::Up,
+            &cfg,
+            &mut packet,
+        ) {
             Ok(d) => packet.get(..d.len) == Some(&PACKET[..]),
             Err(_) => false,
         };

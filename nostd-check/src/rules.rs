@@ -249,11 +249,11 @@ static INDEX_IDS: [lpwan_schc::rule::index::IdEntry; 2] = [
     },
 ];
 
-/// The fields the compression index keys on.
-static INDEX_KEYS: [lpwan_schc::rule::index::KeyField; 0] = [];
-
-/// The groups of key fields rules pin, by direction.
-static INDEX_GROUPS: [u16; 2] = [0x0000, 0x0100];
+/// The fields the compression index keys on, then the groups of key fields rules pin.
+static INDEX_KEYS: [lpwan_schc::rule::index::KeyField; 2] = [
+    lpwan_schc::rule::index::group_entry(0x0000),
+    lpwan_schc::rule::index::group_entry(0x0100),
+];
 
 /// The rules by hash of their key values.
 static INDEX_ENTRIES: [lpwan_schc::rule::index::KeyEntry; 2] = [
@@ -267,12 +267,38 @@ static INDEX_ENTRIES: [lpwan_schc::rule::index::KeyEntry; 2] = [
     },
 ];
 
+/// The compiled form of `FIELDS`, entry for entry (target value, key, position, length,
+/// operation, argument).
+static INDEX_COMPILED: [lpwan_schc::rule::CompiledField; 21] = [
+    lpwan_schc::rule::CompiledField::new(0x0000000000000006, 0, 1, 4, 0xc2, 0),
+    lpwan_schc::rule::CompiledField::new(0x0000000000000000, 1, 1, 8, 0xc2, 0),
+    lpwan_schc::rule::CompiledField::new(0x0000000000000000, 2, 1, 20, 0xc2, 0),
+    lpwan_schc::rule::CompiledField::new(0x0000000000000000, 3, 1, 16, 0xd9, 0),
+    lpwan_schc::rule::CompiledField::new(0x0000000000000011, 4, 1, 8, 0xc2, 0),
+    lpwan_schc::rule::CompiledField::new(0x0000000000000040, 5, 1, 8, 0xc2, 0),
+    lpwan_schc::rule::CompiledField::new(0x20010db8000a0000, 6, 1, 64, 0xc2, 0),
+    lpwan_schc::rule::CompiledField::new(0x0000000000000003, 7, 1, 64, 0xc2, 0),
+    lpwan_schc::rule::CompiledField::new(0x20010db8000a0000, 8, 1, 64, 0xc2, 0),
+    lpwan_schc::rule::CompiledField::new(0x0000000000000020, 9, 1, 64, 0xc2, 0),
+    lpwan_schc::rule::CompiledField::new(0x000000000000d100, 10, 1, 16, 0xc2, 0),
+    lpwan_schc::rule::CompiledField::new(0x0000000000001633, 11, 1, 16, 0xc2, 0),
+    lpwan_schc::rule::CompiledField::new(0x0000000000000000, 12, 1, 16, 0xd9, 0),
+    lpwan_schc::rule::CompiledField::new(0x0000000000000000, 13, 1, 16, 0xd9, 0),
+    lpwan_schc::rule::CompiledField::new(0x0000000000000001, 14, 1, 2, 0xc2, 0),
+    lpwan_schc::rule::CompiledField::new(0x0000000000000000, 15, 1, 2, 0xc2, 0),
+    lpwan_schc::rule::CompiledField::new(0x0000000000000001, 16, 1, 4, 0xc2, 0),
+    lpwan_schc::rule::CompiledField::new(0x0000000000000001, 17, 1, 8, 0xc2, 0),
+    lpwan_schc::rule::CompiledField::new(0x0000000000001230, 18, 1, 16, 0xd4, 12),
+    lpwan_schc::rule::CompiledField::new(0x0000000000000000, 19, 1, 254, 0xc9, 0),
+    lpwan_schc::rule::CompiledField::new(0x0000000074656d70, 43, 1, 255, 0xc2, 4),
+];
+
 /// The index of the rules.
 static INDEX: lpwan_schc::rule::RuleIndex<'static> = lpwan_schc::rule::RuleIndex {
     ids: &INDEX_IDS,
     keys: &INDEX_KEYS,
-    groups: &INDEX_GROUPS,
     entries: &INDEX_ENTRIES,
+    compiled: &INDEX_COMPILED,
 };
 
 /// The rule set with its index, for `lpwan_schc::codec`.

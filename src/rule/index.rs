@@ -16,6 +16,7 @@
 //! `schc rules export-rust` writes it as `static` tables beside the rules. [`RuleSet::validate`]
 //! checks that an index agrees with the rules it is attached to.
 
+use super::compiled::CompiledField;
 use super::{Direction, FieldDesc, FieldLength, MatchingOperator, Nature, RuleId, RuleSet};
 use crate::rule::Fid;
 
@@ -61,12 +62,43 @@ pub const GROUP_DOWN: Group = 0x100;
 pub struct RuleIndex<'a> {
     /// Every rule, sorted by left-aligned ID.
     pub ids: &'a [IdEntry],
-    /// The key fields.
+    /// The key fields (position 1 or more), then the groups, each probed once per packet of
+    /// its direction, as `KeyField { fid: Fid::CoapOption(group), fp: 0 }` (one table for
+    /// both keeps a device's `RuleSet` small); see [`RuleIndex::key_fields`] and
+    /// [`RuleIndex::groups`].
     pub keys: &'a [KeyField],
-    /// The groups, each probed once per packet of its direction.
-    pub groups: &'a [Group],
     /// Two entries per compression rule (one per direction), sorted.
     pub entries: &'a [KeyEntry],
+    /// The compiled form of the field table ([`super::compiled`]), entry for entry, or empty.
+    /// `compress`/`decompress` use it only in validated sets (validation checks it against
+    /// the field table); the compiled-only entry points trust it as it is.
+    pub compiled: &'a [CompiledField],
+}
+
+impl<'a> RuleIndex<'a> {
+    /// The key fields: the entries of `keys` before the first group.
+    #[inline]
+    pub fn key_fields(&self) -> &'a [KeyField] {
+        let n = self.keys.iter().take_while(|k| k.fp != 0).count();
+        self.keys.get(..n).unwrap_or(&[])
+    }
+
+    /// The groups: the entries of `keys` with position 0.
+    #[inline]
+    pub fn groups(&self) -> impl Iterator<Item = Group> + 'a {
+        self.keys.iter().filter(|k| k.fp == 0).map(|k| match k.fid {
+            Fid::CoapOption(g) => g,
+            _ => Group::MAX,
+        })
+    }
+}
+
+/// A group as an entry of [`RuleIndex::keys`].
+pub const fn group_entry(group: Group) -> KeyField {
+    KeyField {
+        fid: Fid::CoapOption(group),
+        fp: 0,
+    }
 }
 
 /// A rule ID's value at the top of 32 bits (0 for a 0-bit or malformed ID), as [`IdEntry::left`] holds it.
@@ -242,7 +274,8 @@ impl<'a> RuleSet<'a> {
         };
         let bad = |id| super::RuleError::BadIndex(id);
         let none = RuleId::new(0, 0);
-        if ix.ids.len() != self.rules.len() || ix.keys.len() > MAX_KEYS {
+        let keys = ix.key_fields();
+        if ix.ids.len() != self.rules.len() || keys.len() > MAX_KEYS {
             return Err(bad(none));
         }
         if ix.ids.windows(2).any(|w| w.first() >= w.get(1)) {
@@ -269,18 +302,22 @@ impl<'a> RuleSet<'a> {
                 return Err(bad(rule.id));
             }
             for dir in [Direction::Up, Direction::Down] {
-                if let Some((group, hash)) = self.rule_key(i, ix.keys, dir) {
+                if let Some((group, hash)) = self.rule_key(i, keys, dir) {
                     let entry = KeyEntry {
                         hash,
                         rule: i as u32,
                     };
-                    if !ix.groups.contains(&group) || ix.entries.binary_search(&entry).is_err() {
+                    if !ix.groups().any(|g| g == group) || ix.entries.binary_search(&entry).is_err()
+                    {
                         return Err(bad(rule.id));
                     }
                 }
             }
         }
         if ix.entries.windows(2).any(|w| w.first() >= w.get(1)) {
+            return Err(bad(none));
+        }
+        if !self.compiled_agrees(ix.compiled) {
             return Err(bad(none));
         }
         Ok(())
@@ -298,12 +335,16 @@ mod build {
     pub struct RuleIndexBuf {
         /// See [`RuleIndex::ids`].
         pub ids: Vec<IdEntry>,
-        /// See [`RuleIndex::keys`].
+        /// The key fields ([`RuleIndex::key_fields`]).
         pub keys: Vec<KeyField>,
-        /// See [`RuleIndex::groups`].
+        /// The groups ([`RuleIndex::groups`]).
         pub groups: Vec<Group>,
+        /// The key fields then the groups: [`RuleIndex::keys`].
+        probes: Vec<KeyField>,
         /// See [`RuleIndex::entries`].
         pub entries: Vec<KeyEntry>,
+        /// See [`RuleIndex::compiled`].
+        pub compiled: Vec<CompiledField>,
     }
 
     impl RuleIndexBuf {
@@ -373,11 +414,20 @@ mod build {
             groups.sort_unstable();
             entries.sort_unstable();
             entries.dedup();
+            let (_, fields, _, _) = set.tables();
+            let compiled = fields.iter().map(|fd| set.compile_field(fd)).collect();
+            let probes = keys
+                .iter()
+                .copied()
+                .chain(groups.iter().map(|&g| group_entry(g)))
+                .collect();
             Self {
                 ids,
                 keys,
                 groups,
+                probes,
                 entries,
+                compiled,
             }
         }
 
@@ -385,9 +435,9 @@ mod build {
         pub fn as_index(&self) -> RuleIndex<'_> {
             RuleIndex {
                 ids: &self.ids,
-                keys: &self.keys,
-                groups: &self.groups,
+                keys: &self.probes,
                 entries: &self.entries,
+                compiled: &self.compiled,
             }
         }
     }

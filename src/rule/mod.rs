@@ -9,12 +9,14 @@
 //! This module owns the rule types and their validation ([`RuleSet::new`]); it knows nothing
 //! about packets, JSON or fragmentation state.
 
+pub mod compiled;
 mod fid;
 mod frag;
 pub mod index;
 #[cfg(feature = "alloc")]
 mod owned;
 
+pub use compiled::CompiledField;
 pub use fid::{Fid, Layer, COAP_OPTION_NAMES, HEADER_FIELDS};
 pub use frag::{AckBehavior, BitmapFormat, FragMode, FragParams, RcsAlgorithm, TileInAll1, Timer};
 pub use index::RuleIndex;
@@ -153,7 +155,7 @@ impl Span {
 
     /// The indices, saturating: a span past the end of the address space (16- and 32-bit
     /// targets) is simply out of range.
-    fn range(self) -> core::ops::Range<usize> {
+    pub(crate) fn range(self) -> core::ops::Range<usize> {
         let s = self.start as usize;
         s..s.saturating_add(self.len as usize)
     }
