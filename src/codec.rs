@@ -635,7 +635,7 @@ fn write_right_aligned(
 pub fn udp_checksum(pkt: &[u8]) -> u16 {
     // The one's complement sum does not depend on byte order (RFC 1071 §2(B)), and as
     // 2^16 = 1 modulo 0xFFFF, a 16-bit word adds the same at any 16-bit position. So 8-byte
-    // words are added in native order with the carry out of bit 63 added back in (end-around
+    // words (4-byte without `std`) are added in native order with the carry out of bit 63 added back in (end-around
     // carry), a tail as 4-, 2- and 1-byte pieces, then the sum is folded to 16 bits, whose
     // native bytes are the big-endian sum. Every run starts at an even offset, so an odd last
     // byte pairs with a zero after it.
@@ -644,12 +644,14 @@ pub fn udp_checksum(pkt: &[u8]) -> u16 {
             let (s, c) = sum.overflowing_add(v);
             sum = s + u64::from(c);
         };
-        let mut words = bytes.chunks_exact(8);
-        for w in words.by_ref() {
-            acc(<[u8; 8]>::try_from(w).map_or(0, u64::from_ne_bytes));
+        let mut rest = bytes;
+        // Hosts add 8-byte words; devices (32-bit) 4-byte ones: less flash (nostd-check).
+        #[cfg(feature = "std")]
+        while let Some((w, r)) = rest.split_first_chunk::<8>() {
+            acc(u64::from_ne_bytes(*w));
+            rest = r;
         }
-        let mut rest = words.remainder();
-        if let Some((w, r)) = rest.split_first_chunk::<4>() {
+        while let Some((w, r)) = rest.split_first_chunk::<4>() {
             acc(u64::from(u32::from_ne_bytes(*w)));
             rest = r;
         }
@@ -677,7 +679,13 @@ pub fn udp_checksum(pkt: &[u8]) -> u16 {
         .map_or(0, u16::from_be_bytes);
     // Pseudo-header addresses, the UDP header up to the checksum, then everything after the
     // checksum; then the UDP length and next header 17 of the pseudo-header.
-    let sum = match pkt.get(8..48).and_then(|h| h.first_chunk::<40>()) {
+    // With `std` (hosts), the 40 bytes up to the payload as five unrolled words; devices
+    // keep the one loop (flash).
+    #[cfg(feature = "std")]
+    let head = pkt.get(8..48).and_then(|h| h.first_chunk::<40>());
+    #[cfg(not(feature = "std"))]
+    let head: Option<&[u8; 40]> = None;
+    let sum = match head {
         Some(h) => {
             // The five words of addresses and UDP header, the checksum bytes zeroed.
             let mut sum = 0;
