@@ -253,7 +253,12 @@ impl<'a> RuleSet<'a> {
         data: &[u8],
         bit_len: usize,
     ) -> Option<&'a super::Rule> {
-        let head = crate::bits::get_bits(data, 0, 32) as u32;
+        // The first 32 bits, read as one word when there are 4 bytes (SCHC packets of a few
+        // bytes would take `get_bits`' zero-padded tail otherwise).
+        let head = match data.first_chunk::<4>() {
+            Some(w) => u32::from_be_bytes(*w),
+            None => crate::bits::get_bits(data, 0, 32) as u32,
+        };
         let at = ids.partition_point(|e| e.left <= head);
         let e = ids.get(at.checked_sub(1)?)?;
         let rule = self.rules.get(e.rule as usize)?;
