@@ -263,11 +263,13 @@ impl<'a> RuleSet<'a> {
         let e = ids.get(at.checked_sub(1)?)?;
         let rule = self.rules.get(e.rule as usize)?;
         let len = usize::from(rule.id.length);
-        (len <= bit_len && rule.id.is_well_formed() && left_aligned_id(rule.id) == e.left && {
-            let mask = if len == 0 { 0 } else { u32::MAX << (32 - len) };
-            head & mask == e.left
-        })
-        .then_some(rule)
+        // In 64 bits, the ID's value shifted to the top of 32 equals the entry's `left` only
+        // if the ID is well formed (no value bit above its length) and `left` is its
+        // left-aligned value; then the packet's first `len` bits must be that value.
+        let sh = 32usize.checked_sub(len)?;
+        let left = u64::from(rule.id.value) << sh;
+        (len <= bit_len && left == u64::from(e.left) && (u64::from(head) >> sh) << sh == left)
+            .then_some(rule)
     }
 
     /// Checks that the attached index (if any) agrees with the rules: every rule in the ID
