@@ -633,34 +633,82 @@ fn write_right_aligned(
 /// The UDP checksum (RFC 768, RFC 8200 §8.1) of an IPv6/UDP packet, with the checksum field
 /// taken as zero. Returns 0xFFFF for a computed 0.
 pub fn udp_checksum(pkt: &[u8]) -> u16 {
-    // The one's complement sum is the sum modulo 0xFFFF (2^16 = 1): 32-bit big-endian words
-    // add up in a u64 without overflow for any slice that fits in memory, then fold.
-    fn add(bytes: &[u8]) -> u64 {
-        let mut words = bytes.chunks_exact(4);
-        let mut sum = words
-            .by_ref()
-            .map(|w| u64::from(<[u8; 4]>::try_from(w).map_or(0, u32::from_be_bytes)))
-            .sum::<u64>();
-        let mut pair = [0u8; 4];
-        for (p, b) in pair.iter_mut().zip(words.remainder()) {
-            *p = *b;
+    // The one's complement sum does not depend on byte order (RFC 1071 §2(B)), and as
+    // 2^16 = 1 modulo 0xFFFF, a 16-bit word adds the same at any 16-bit position. So 8-byte
+    // words (4-byte without `std`) are added in native order with the carry out of bit 63 added back in (end-around
+    // carry), a tail as 4-, 2- and 1-byte pieces, then the sum is folded to 16 bits, whose
+    // native bytes are the big-endian sum. Every run starts at an even offset, so an odd last
+    // byte pairs with a zero after it.
+    fn add(mut sum: u64, bytes: &[u8]) -> u64 {
+        let mut acc = |v: u64| {
+            let (s, c) = sum.overflowing_add(v);
+            sum = s + u64::from(c);
+        };
+        let mut rest = bytes;
+        // Hosts add 8-byte words; devices (32-bit) 4-byte ones: less flash (nostd-check).
+        #[cfg(feature = "std")]
+        while let Some((w, r)) = rest.split_first_chunk::<8>() {
+            acc(u64::from_ne_bytes(*w));
+            rest = r;
         }
-        sum += u64::from(u32::from_be_bytes(pair));
+        while let Some((w, r)) = rest.split_first_chunk::<4>() {
+            acc(u64::from(u32::from_ne_bytes(*w)));
+            rest = r;
+        }
+        if let Some((w, r)) = rest.split_first_chunk::<2>() {
+            acc(u64::from(u16::from_ne_bytes(*w)));
+            rest = r;
+        }
+        if let Some(&b) = rest.first() {
+            acc(u64::from(u16::from_ne_bytes([b, 0])));
+        }
         sum
+    }
+    // Folds with end-around carries: below 2^33, 2^17 + 2^16, 0x10001, then 0xFFFF; never
+    // 0 from a sum that is not.
+    fn fold(sum: u64) -> u16 {
+        let mut s = (sum & 0xFFFF_FFFF) + (sum >> 32);
+        s = (s & 0xFFFF) + (s >> 16);
+        s = (s & 0xFFFF) + (s >> 16);
+        s = (s & 0xFFFF) + (s >> 16);
+        s as u16
     }
     let udp_len = pkt
         .get(44..46)
         .and_then(|b| <[u8; 2]>::try_from(b).ok())
         .map_or(0, u16::from_be_bytes);
-    // Pseudo-header addresses, UDP length and next header 17, the UDP header up to the
-    // checksum, then everything after the checksum.
-    let mut sum = add(pkt.get(8..40).unwrap_or(&[])) + u64::from(udp_len) + 17;
-    sum += add(pkt.get(40..46).unwrap_or(&[]));
-    sum += add(pkt.get(48..).unwrap_or(&[]));
-    while sum > 0xFFFF {
-        sum = (sum & 0xFFFF) + (sum >> 16);
-    }
-    match !(sum as u16) {
+    // Pseudo-header addresses, the UDP header up to the checksum, then everything after the
+    // checksum; then the UDP length and next header 17 of the pseudo-header.
+    // With `std` (hosts), the 40 bytes up to the payload as five unrolled words; devices
+    // keep the one loop (flash).
+    #[cfg(feature = "std")]
+    let head = pkt.get(8..48).and_then(|h| h.first_chunk::<40>());
+    #[cfg(not(feature = "std"))]
+    let head: Option<&[u8; 40]> = None;
+    let sum = match head {
+        Some(h) => {
+            // The five words of addresses and UDP header, the checksum bytes zeroed.
+            let mut sum = 0;
+            for (i, w) in h.chunks_exact(8).enumerate() {
+                let mut b = <[u8; 8]>::try_from(w).unwrap_or([0; 8]);
+                if i == 4 {
+                    b[6] = 0;
+                    b[7] = 0;
+                }
+                let (s, c) = u64::overflowing_add(sum, u64::from_ne_bytes(b));
+                sum = s + u64::from(c);
+            }
+            sum
+        }
+        None => add(
+            add(0, pkt.get(8..40).unwrap_or(&[])),
+            pkt.get(40..46).unwrap_or(&[]),
+        ),
+    };
+    let sum = add(sum, pkt.get(48..).unwrap_or(&[]));
+    let native = fold(sum);
+    let sum = fold(u64::from(u16::from_be_bytes(native.to_ne_bytes())) + u64::from(udp_len) + 17);
+    match !sum {
         0 => 0xFFFF,
         c => c,
     }
@@ -2176,6 +2224,67 @@ mod tests {
         write_right_aligned(&mut w, &[0x12], 20, 12).unwrap(); // top 12 of 0x00012
         assert_eq!(w.position(), 20);
         assert_eq!(get_bits(&buf, 0, 20), 0x66000);
+    }
+
+    /// RFC 768 as written: 16-bit big-endian words, the odd last byte padded with zero.
+    fn checksum_by_pairs(pkt: &[u8]) -> u16 {
+        let udp = pkt.get(40..).unwrap_or(&[]);
+        let udp_len = u16::from_be_bytes([pkt[44], pkt[45]]);
+        let mut sum: u64 = u64::from(udp_len) + 17;
+        let words = |b: &[u8]| -> u64 {
+            b.chunks(2)
+                .map(|c| u64::from(u16::from_be_bytes([c[0], c.get(1).copied().unwrap_or(0)])))
+                .sum()
+        };
+        sum += words(&pkt[8..40]);
+        sum += words(&udp[..6]);
+        sum += words(udp.get(8..).unwrap_or(&[]));
+        while sum > 0xFFFF {
+            sum = (sum & 0xFFFF) + (sum >> 16);
+        }
+        match !(sum as u16) {
+            0 => 0xFFFF,
+            c => c,
+        }
+    }
+
+    #[test]
+    fn checksum_agrees_with_pairwise_sum_at_every_length() {
+        // Lengths 46..=200 cover every tail shape (0 to 7 bytes after the 8-byte words) and
+        // the packets that end inside the checksum; all-0xFF bytes make every 64-bit add
+        // carry, the xorshift bytes vary the lanes. Shorter slices do not panic.
+        let mut x = 0x9E37_79B9_7F4A_7C15u64;
+        for len in 0..46 {
+            let _ = udp_checksum(&[0xFF; 64][..len]);
+        }
+        for len in 46..=200usize {
+            for fill in 0..3 {
+                let p: std::vec::Vec<u8> = (0..len)
+                    .map(|i| match fill {
+                        0 => 0xFF,
+                        1 => i as u8,
+                        _ => {
+                            x ^= x << 13;
+                            x ^= x >> 7;
+                            x ^= x << 17;
+                            x as u8
+                        }
+                    })
+                    .collect();
+                assert_eq!(
+                    udp_checksum(&p),
+                    checksum_by_pairs(&p),
+                    "len {len} fill {fill}"
+                );
+            }
+        }
+        // A sum of 0xFFFF (UDP length 10 twice, 17, and the payload word) reports 0xFFFF,
+        // not 0.
+        let mut p = [0u8; 50];
+        p[44..46].copy_from_slice(&10u16.to_be_bytes());
+        p[48..50].copy_from_slice(&(0xFFFF - 37u16).to_be_bytes());
+        assert_eq!(checksum_by_pairs(&p), 0xFFFF);
+        assert_eq!(udp_checksum(&p), 0xFFFF);
     }
 
     #[test]

@@ -253,16 +253,23 @@ impl<'a> RuleSet<'a> {
         data: &[u8],
         bit_len: usize,
     ) -> Option<&'a super::Rule> {
-        let head = crate::bits::get_bits(data, 0, 32) as u32;
+        // The first 32 bits, read as one word when there are 4 bytes (SCHC packets of a few
+        // bytes would take `get_bits`' zero-padded tail otherwise).
+        let head = match data.first_chunk::<4>() {
+            Some(w) => u32::from_be_bytes(*w),
+            None => crate::bits::get_bits(data, 0, 32) as u32,
+        };
         let at = ids.partition_point(|e| e.left <= head);
         let e = ids.get(at.checked_sub(1)?)?;
         let rule = self.rules.get(e.rule as usize)?;
         let len = usize::from(rule.id.length);
-        (len <= bit_len && rule.id.is_well_formed() && left_aligned_id(rule.id) == e.left && {
-            let mask = if len == 0 { 0 } else { u32::MAX << (32 - len) };
-            head & mask == e.left
-        })
-        .then_some(rule)
+        // In 64 bits, the ID's value shifted to the top of 32 equals the entry's `left` only
+        // if the ID is well formed (no value bit above its length) and `left` is its
+        // left-aligned value; then the packet's first `len` bits must be that value.
+        let sh = 32usize.checked_sub(len)?;
+        let left = u64::from(rule.id.value) << sh;
+        (len <= bit_len && left == u64::from(e.left) && (u64::from(head) >> sh) << sh == left)
+            .then_some(rule)
     }
 
     /// Checks that the attached index (if any) agrees with the rules: every rule in the ID
