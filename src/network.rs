@@ -52,8 +52,7 @@ use crate::codec::{self, CompressError, Config, DecompressError};
 use crate::frag::{AbortReason, FragError, Micros};
 use crate::gateway::{DownlinkOutput, Eviction, GatewayError, Limits, Output, Senders, Sessions};
 use crate::profile::lorawan::{
-    check_rules, iid, is_schc_fport, rule_id, IidForm, ProfileError, FPORT_DOWN, FPORT_UP,
-    MAX_PAYLOAD,
+    check_rules, default_fports, iid, is_schc_fport, rule_id, IidForm, ProfileError, MAX_PAYLOAD,
 };
 use crate::rule::{Direction, Nature, Rule, RuleSetBuf};
 
@@ -215,7 +214,8 @@ pub enum NetworkError {
     Gateway(#[from] GatewayError),
 }
 
-fn hex(b: &[u8]) -> String {
+/// Lowercase hex, for messages and topics.
+pub(crate) fn hex(b: &[u8]) -> String {
     b.iter().map(|x| format!("{x:02x}")).collect()
 }
 
@@ -277,8 +277,7 @@ impl Network {
         now: Micros,
     ) -> Result<Vec<NetOutput>, NetworkError> {
         let set = rules.as_set();
-        let up = set.get(rule_id(FPORT_UP)).map(|_| FPORT_UP);
-        let down = set.get(rule_id(FPORT_DOWN)).map(|_| FPORT_DOWN);
+        let (up, down) = default_fports(&set);
         check_rules(&set, up, down)?;
         let down = down.and_then(|p| set.get(rule_id(p)).copied());
         let mut out = Vec::new();
@@ -464,10 +463,7 @@ impl Network {
                 }
             }
         }
-        self.by_activity.remove(&(c.last_active, c.touched));
-        c.last_active = now;
-        c.touched = touched;
-        self.by_activity.insert((now, touched), device);
+        refile(&mut self.by_activity, c, device, now, touched);
         Ok(out)
     }
 
@@ -504,10 +500,7 @@ impl Network {
                 push_downlink(o, &mut out);
             }
         }
-        self.by_activity.remove(&(c.last_active, c.touched));
-        c.last_active = now;
-        c.touched = touched;
-        self.by_activity.insert((now, touched), device);
+        refile(&mut self.by_activity, c, device, now, touched);
         Ok(out)
     }
 
@@ -559,6 +552,20 @@ impl Network {
         .flatten()
         .min()
     }
+}
+
+/// Records activity of `device` at `now`: moves its entry in the activity index.
+fn refile(
+    by_activity: &mut BTreeMap<(Micros, u64), DevEui>,
+    c: &mut Context,
+    device: DevEui,
+    now: Micros,
+    touched: u64,
+) {
+    by_activity.remove(&(c.last_active, c.touched));
+    c.last_active = now;
+    c.touched = touched;
+    by_activity.insert((now, touched), device);
 }
 
 fn send(device: DevEui, frame: &[u8]) -> NetOutput {

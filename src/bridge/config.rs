@@ -40,7 +40,7 @@ use thiserror::Error;
 
 use crate::gateway::Limits;
 use crate::json::{self, JsonError};
-use crate::network::{DevEui, NetworkLimits};
+use crate::network::{hex, DevEui, NetworkLimits};
 use crate::profile::lorawan::{IidForm, MAX_PAYLOAD};
 use crate::rule::RuleSetBuf;
 
@@ -650,20 +650,9 @@ impl Config {
             };
             let text = std::fs::read_to_string(&full).map_err(|e| rules_err(e.to_string()))?;
             let set = json::from_str(&text).map_err(|e: JsonError| rules_err(e.to_string()))?;
-            crate::profile::lorawan::check_rules(
-                &set.as_set(),
-                set.as_set()
-                    .get(crate::profile::lorawan::rule_id(
-                        crate::profile::lorawan::FPORT_UP,
-                    ))
-                    .map(|_| crate::profile::lorawan::FPORT_UP),
-                set.as_set()
-                    .get(crate::profile::lorawan::rule_id(
-                        crate::profile::lorawan::FPORT_DOWN,
-                    ))
-                    .map(|_| crate::profile::lorawan::FPORT_DOWN),
-            )
-            .map_err(|e| rules_err(e.to_string()))?;
+            let (up, down) = crate::profile::lorawan::default_fports(&set.as_set());
+            crate::profile::lorawan::check_rules(&set.as_set(), up, down)
+                .map_err(|e| rules_err(e.to_string()))?;
             let set = Arc::new(set);
             loaded.insert(full, set.clone());
             Ok(set)
@@ -780,9 +769,4 @@ pub(crate) fn parse_hex<const N: usize>(s: &str) -> Result<[u8; N], String> {
         *o = u8::from_str_radix(text, 16).map_err(|_| format!("{s:?}: not hexadecimal"))?;
     }
     Ok(out)
-}
-
-/// Lowercase hex.
-pub(crate) fn hex(b: &[u8]) -> String {
-    b.iter().map(|x| format!("{x:02x}")).collect()
 }

@@ -28,12 +28,12 @@ use std::sync::Arc;
 
 use tracing::{debug, info, warn};
 
-use config::{hex, DeviceConfig, NetworkServerKind, Subscribe};
 pub use config::{Config, ConfigError};
+use config::{DeviceConfig, NetworkServerKind, Subscribe};
 use metrics::{Failure, Metrics};
 
 use crate::frag::Micros;
-use crate::network::{DevEui, NetOutput, Network, NetworkError};
+use crate::network::{hex, DevEui, NetOutput, Network, NetworkError};
 
 /// What the bridge asks its caller to do.
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -17,8 +17,8 @@ use chirpstack_api::integration::{DownlinkCommand, UplinkEvent};
 use serde::{Deserialize, Serialize};
 use thiserror::Error;
 
-use super::config::{hex, parse_hex, NetworkServerKind};
-use crate::network::DevEui;
+use super::config::{parse_hex, NetworkServerKind};
+use crate::network::{hex, DevEui};
 
 /// An uplink as the bridge needs it.
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -43,7 +43,7 @@
 
 use thiserror::Error;
 
-use super::{check_rules, is_schc_fport, rule_id, IidForm, ProfileError, FPORT_DOWN, FPORT_UP};
+use super::{check_rules, default_fports, is_schc_fport, rule_id, IidForm, ProfileError};
 use super::{iid, MAX_PAYLOAD};
 use crate::codec::{self, CompressError, Config, DecompressError};
 use crate::frag::wire::{self, FragmentKind, Layout};
@@ -227,10 +227,8 @@ impl<'r, 'b> Device<'r, 'b> {
             single_len: None,
         };
         d.cfg.dev_iid = Some(iid(&app_skey, &dev_eui, IidForm::Binary));
-        d.set_fports(
-            rules.get(rule_id(FPORT_UP)).map(|_| FPORT_UP),
-            rules.get(rule_id(FPORT_DOWN)).map(|_| FPORT_DOWN),
-        )?;
+        let (up, down) = default_fports(&rules);
+        d.set_fports(up, down)?;
         Ok(d)
     }
 

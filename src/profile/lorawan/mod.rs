@@ -232,6 +232,13 @@ pub enum ProfileError {
     },
 }
 
+/// The fragmentation FPorts RFC 9011 assigns that `set` has rules for: ([`FPORT_UP`] if it has
+/// rule 20, [`FPORT_DOWN`] if it has rule 21), as [`check_rules`] and the endpoints take them.
+pub fn default_fports(set: &RuleSet<'_>) -> (Option<u8>, Option<u8>) {
+    let has = |port| set.get(rule_id(port)).map(|_| port);
+    (has(FPORT_UP), has(FPORT_DOWN))
+}
+
 /// Checks that every rule of `set` has an 8-bit Rule ID that is a SCHC FPort (1 to 223), and
 /// that `up` and `down` are fragmentation rules of the uplink and downlink, each with a valid
 /// layout, if they are given.
