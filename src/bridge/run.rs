@@ -223,17 +223,15 @@ pub async fn run(
             () = &mut shutdown => break Ok(()),
             msg = rx.recv() => match msg {
                 Some(MqttIn::Uplink(p)) => {
-                    let actions = bridge.handle_mqtt(&p.topic, &p.payload, now());
-                    perform(actions, &mut outbox, &ipv6, &metrics).await;
-                    outbox.queue.push_back(Out::Ack(p));
+                    take_uplink(&mut bridge, p, now(), &mut outbox, &ipv6, &metrics).await;
                 }
                 Some(MqttIn::GaveUp(e)) => break Err(e),
                 None => break Ok(()),
             },
             r = ipv6.recv(&mut buf) => match r {
                 Ok(n) => {
-                    let actions = bridge.handle_ipv6(buf.get(..n).unwrap_or(&[]), now());
-                    perform(actions, &mut outbox, &ipv6, &metrics).await;
+                    let packet = buf.get(..n).unwrap_or(&[]);
+                    take_packet(&mut bridge, packet, now(), &mut outbox, &ipv6, &metrics).await;
                 }
                 Err(e) => warn!(error = %e, "IPv6 side: receive failed"),
             },
@@ -261,17 +259,15 @@ pub async fn run(
             // drains: those are handled too, until the timeout).
             while let Ok(msg) = rx.try_recv() {
                 if let MqttIn::Uplink(p) = msg {
-                    let actions = bridge.handle_mqtt(&p.topic, &p.payload, now());
-                    perform(actions, &mut outbox, &ipv6, &metrics).await;
-                    outbox.queue.push_back(Out::Ack(p));
+                    take_uplink(&mut bridge, p, now(), &mut outbox, &ipv6, &metrics).await;
                     outbox.flush(&client, &metrics, &outstanding);
                     handled += 1;
                 }
             }
             // Packets queued at the IPv6 side.
             while let Ok(Ok(n)) = tokio::time::timeout(Duration::ZERO, ipv6.recv(&mut buf)).await {
-                let actions = bridge.handle_ipv6(buf.get(..n).unwrap_or(&[]), now());
-                perform(actions, &mut outbox, &ipv6, &metrics).await;
+                let packet = buf.get(..n).unwrap_or(&[]);
+                take_packet(&mut bridge, packet, now(), &mut outbox, &ipv6, &metrics).await;
                 handled += 1;
             }
             outbox.flush(&client, &metrics, &outstanding);
@@ -329,30 +325,63 @@ impl Outbox {
     /// Hands over as much as the client takes now.
     fn flush(&mut self, client: &AsyncClient, metrics: &Metrics, outstanding: &AtomicU64) {
         while let Some(out) = self.queue.pop_front() {
-            let r = match &out {
-                Out::Ack(p) => client.try_ack(p),
-                Out::Publish { topic, payload } => client
-                    .try_publish(topic.as_str(), QoS::AtLeastOnce, false, payload.clone())
-                    .inspect(|()| {
-                        outstanding.fetch_add(1, Relaxed);
-                    }),
-            };
-            match r {
-                Ok(()) => {}
-                Err(rumqttc::ClientError::TryRequest(_)) => {
-                    // Full: keep it, in order, for the next flush.
-                    self.queue.push_front(out);
-                    return;
+            // A full queue (`TryRequest`) hands the request back: keep it, in order, for the
+            // next flush. The payload moves into the client, and is copied back only then.
+            match out {
+                Out::Ack(p) => {
+                    if let Err(rumqttc::ClientError::TryRequest(_)) = client.try_ack(&p) {
+                        self.queue.push_front(Out::Ack(p));
+                        return;
+                    }
                 }
-                Err(e) => {
-                    if let Out::Publish { topic, .. } = &out {
-                        metrics.fail(Failure::Publish);
-                        error!(%topic, error = %e, "publish failed");
+                Out::Publish { topic, payload } => {
+                    match client.try_publish(topic.as_str(), QoS::AtLeastOnce, false, payload) {
+                        Ok(()) => {
+                            outstanding.fetch_add(1, Relaxed);
+                        }
+                        Err(rumqttc::ClientError::TryRequest(rumqttc::Request::Publish(p))) => {
+                            self.queue.push_front(Out::Publish {
+                                topic,
+                                payload: p.payload.to_vec(),
+                            });
+                            return;
+                        }
+                        Err(e) => {
+                            metrics.fail(Failure::Publish);
+                            error!(%topic, error = %e, "publish failed");
+                        }
                     }
                 }
             }
         }
     }
+}
+
+/// Handles an uplink from the broker; its acknowledgement is queued after what it produced.
+async fn take_uplink(
+    bridge: &mut Bridge,
+    p: rumqttc::Publish,
+    now: u64,
+    outbox: &mut Outbox,
+    ipv6: &Ipv6Side,
+    metrics: &Metrics,
+) {
+    let actions = bridge.handle_mqtt(&p.topic, &p.payload, now);
+    perform(actions, outbox, ipv6, metrics).await;
+    outbox.queue.push_back(Out::Ack(p));
+}
+
+/// Handles a downlink IPv6 packet from the IPv6 side.
+async fn take_packet(
+    bridge: &mut Bridge,
+    packet: &[u8],
+    now: u64,
+    outbox: &mut Outbox,
+    ipv6: &Ipv6Side,
+    metrics: &Metrics,
+) {
+    let actions = bridge.handle_ipv6(packet, now);
+    perform(actions, outbox, ipv6, metrics).await;
 }
 
 async fn perform(actions: Vec<Action>, outbox: &mut Outbox, ipv6: &Ipv6Side, metrics: &Metrics) {
