@@ -32,6 +32,35 @@ fn hex(b: &[u8]) -> String {
     b.iter().map(|x| format!("{x:02x}")).collect()
 }
 
+fn rules() -> lpwan_schc::rule::RuleSetBuf {
+    lpwan_schc::json::from_str(&std::fs::read_to_string(RULES).unwrap()).unwrap()
+}
+
+/// An uplink IPv6/UDP/CoAP packet of `len` bytes from the device with `iid`, and the SCHC
+/// packet of one frame that carries it (its first byte the FPort).
+fn single_frame(
+    rules: &lpwan_schc::rule::RuleSetBuf,
+    iid: [u8; 8],
+    len: usize,
+    rng: &mut SplitMix64,
+) -> (Vec<u8>, Vec<u8>) {
+    let p = link::coap_packet(iid, len, true, rng);
+    let cfg = lpwan_schc::Config {
+        dev_iid: Some(iid),
+        ..Default::default()
+    };
+    let mut schc = [0u8; 128];
+    let c = lpwan_schc::compress(
+        &rules.as_set(),
+        &p,
+        lpwan_schc::Direction::Up,
+        &cfg,
+        &mut schc,
+    )
+    .unwrap();
+    (p, schc[..c.len].to_vec())
+}
+
 fn free_port() -> u16 {
     TcpListener::bind("127.0.0.1:0")
         .unwrap()
@@ -257,8 +286,13 @@ impl NetworkServer {
         }
     }
 
-    /// An uplink event as ChirpStack v4 publishes it, built with its own types.
+    /// An uplink event of the test's device as ChirpStack v4 publishes it.
     fn chirpstack_uplink(&mut self, fport: u8, payload: &[u8]) {
+        self.chirpstack_uplink_of(&DEV_EUI, fport, payload);
+    }
+
+    /// An uplink event of device `eui` as ChirpStack v4 publishes it, built with its own types.
+    fn chirpstack_uplink_of(&mut self, eui: &[u8; 8], fport: u8, payload: &[u8]) {
         self.f_cnt += 1;
         let ev = UplinkEvent {
             deduplication_id: format!("00000000-0000-0000-0000-{:012}", self.f_cnt),
@@ -268,7 +302,7 @@ impl NetworkServer {
                 application_id: APP.into(),
                 application_name: "schc".into(),
                 device_name: "sensor-1".into(),
-                dev_eui: hex(&DEV_EUI),
+                dev_eui: hex(eui),
                 ..Default::default()
             }),
             dev_addr: "01ab5c3d".into(),
@@ -281,7 +315,7 @@ impl NetworkServer {
         let json = serde_json::to_vec(&ev).unwrap();
         self.client
             .publish(
-                format!("application/{APP}/device/{}/event/up", hex(&DEV_EUI)),
+                format!("application/{APP}/device/{}/event/up", hex(eui)),
                 QoS::AtLeastOnce,
                 false,
                 json,
@@ -538,7 +572,7 @@ fn uplink_and_downlink(tts: bool) {
     let Some(mut s) = setup(if tts { "tts" } else { "chirpstack" }, tts) else {
         return;
     };
-    let rules = lpwan_schc::json::from_str(&std::fs::read_to_string(RULES).unwrap()).unwrap();
+    let rules = rules();
     let (mut tx, mut rx) = (vec![0u8; 1300], vec![0u8; 1600]);
     let mut dev = Device::new(
         rules.as_set(),
@@ -680,27 +714,15 @@ fn sigterm_loses_no_received_packet() {
     let Some(mut s) = setup("sigterm", false) else {
         return;
     };
-    let rules = lpwan_schc::json::from_str(&std::fs::read_to_string(RULES).unwrap()).unwrap();
+    let rules = rules();
     let iid = dev_iid(&APP_SKEY, &DEV_EUI);
     let mut rng = SplitMix64::new(3);
-    let cfg = lpwan_schc::Config {
-        dev_iid: Some(iid),
-        ..Default::default()
-    };
     let mut sent = Vec::new();
     let mut publish = |s: &mut Setup, sent: &mut Vec<Vec<u8>>, n: usize| {
         for _ in 0..n {
-            let p = link::coap_packet(iid, 60 + (rng.next_u64() % 20) as usize, true, &mut rng);
-            let mut schc = [0u8; 128];
-            let c = lpwan_schc::compress(
-                &rules.as_set(),
-                &p,
-                lpwan_schc::Direction::Up,
-                &cfg,
-                &mut schc,
-            )
-            .unwrap();
-            s.ns.chirpstack_uplink(schc[0], &schc[1..c.len]);
+            let len = 60 + (rng.next_u64() % 20) as usize;
+            let (p, schc) = single_frame(&rules, iid, len, &mut rng);
+            s.ns.chirpstack_uplink(schc[0], &schc[1..]);
             sent.push(p);
         }
     };
@@ -869,7 +891,7 @@ fn tun_delivery_through_the_kernel() {
         &format!("application/{APP}/device/+/command/down"),
     );
 
-    let rules = lpwan_schc::json::from_str(&std::fs::read_to_string(RULES).unwrap()).unwrap();
+    let rules = rules();
     let iid = dev_iid(&APP_SKEY, &DEV_EUI);
     let (mut tx, mut rx) = (vec![0u8; 1300], vec![0u8; 1600]);
     let mut dev = Device::new(
@@ -941,27 +963,15 @@ fn five_thousand_uplinks_none_lost() {
     let Some(mut s) = setup("load", false) else {
         return;
     };
-    let rules = lpwan_schc::json::from_str(&std::fs::read_to_string(RULES).unwrap()).unwrap();
+    let rules = rules();
     let iid = dev_iid(&APP_SKEY, &DEV_EUI);
-    let cfg = lpwan_schc::Config {
-        dev_iid: Some(iid),
-        ..Default::default()
-    };
     let mut rng = SplitMix64::new(5);
     let mut sent = Vec::new();
     let mut frames = Vec::new();
     for _ in 0..5000 {
-        let p = link::coap_packet(iid, 60 + (rng.next_u64() % 20) as usize, true, &mut rng);
-        let mut schc = [0u8; 128];
-        let c = lpwan_schc::compress(
-            &rules.as_set(),
-            &p,
-            lpwan_schc::Direction::Up,
-            &cfg,
-            &mut schc,
-        )
-        .unwrap();
-        frames.push(schc[..c.len].to_vec());
+        let len = 60 + (rng.next_u64() % 20) as usize;
+        let (p, schc) = single_frame(&rules, iid, len, &mut rng);
+        frames.push(schc);
         sent.push(p);
     }
     let t0 = Instant::now();
@@ -1066,32 +1076,17 @@ rules = "{RULES}"
         gateways.push((g, metrics));
         apps.push(app);
     }
-    let rules = lpwan_schc::json::from_str(&std::fs::read_to_string(RULES).unwrap()).unwrap();
+    let rules = rules();
     let mut ns = NetworkServer::connect(
         broker.port,
         &format!("application/{APP}/device/+/command/down"),
     );
     let mut rng = SplitMix64::new(9);
     let mut sent: [Vec<Vec<u8>>; 2] = Default::default();
-    for i in 0..40 {
+    for _ in 0..40 {
         let k = (rng.next_u64() % 2) as usize;
-        let iid = dev_iid(&keys[k], &euis[k]);
-        let p = link::coap_packet(iid, 64, true, &mut rng);
-        let cfg = lpwan_schc::Config {
-            dev_iid: Some(iid),
-            ..Default::default()
-        };
-        let mut schc = [0u8; 128];
-        let c = lpwan_schc::compress(
-            &rules.as_set(),
-            &p,
-            lpwan_schc::Direction::Up,
-            &cfg,
-            &mut schc,
-        )
-        .unwrap();
-        ns.f_cnt = i;
-        publish_as(&mut ns, &euis[k], schc[0], &schc[1..c.len]);
+        let (p, schc) = single_frame(&rules, dev_iid(&keys[k], &euis[k]), 64, &mut rng);
+        ns.chirpstack_uplink_of(&euis[k], schc[0], &schc[1..]);
         sent[k].push(p);
     }
     let mut got = vec![0u8; 2000];
@@ -1114,29 +1109,6 @@ rules = "{RULES}"
     for (g, _) in &mut gateways {
         assert!(g.terminate().success());
     }
-}
-
-/// A ChirpStack uplink event of any device.
-fn publish_as(ns: &mut NetworkServer, eui: &[u8; 8], fport: u8, payload: &[u8]) {
-    let ev = UplinkEvent {
-        device_info: Some(DeviceInfo {
-            application_id: APP.into(),
-            dev_eui: hex(eui),
-            ..Default::default()
-        }),
-        f_cnt: ns.f_cnt,
-        f_port: u32::from(fport),
-        data: payload.to_vec(),
-        ..Default::default()
-    };
-    ns.client
-        .publish(
-            format!("application/{APP}/device/{}/event/up", hex(eui)),
-            QoS::AtLeastOnce,
-            false,
-            serde_json::to_vec(&ev).unwrap(),
-        )
-        .unwrap();
 }
 
 /// TLS to the broker: the bridge checks the broker's certificate against `mqtt.ca_file` (here
@@ -1201,23 +1173,9 @@ fn tls_to_the_broker() {
     gateway.wait_log("\"message\":\"subscribed\"", Duration::from_secs(60));
     let mut ns = NetworkServer::connect(plain, &format!("application/{APP}/device/+/command/down"));
 
-    let rules = lpwan_schc::json::from_str(&std::fs::read_to_string(RULES).unwrap()).unwrap();
     let iid = dev_iid(&APP_SKEY, &DEV_EUI);
-    let p = link::coap_packet(iid, 64, true, &mut SplitMix64::new(1));
-    let cfg = lpwan_schc::Config {
-        dev_iid: Some(iid),
-        ..Default::default()
-    };
-    let mut schc = [0u8; 128];
-    let c = lpwan_schc::compress(
-        &rules.as_set(),
-        &p,
-        lpwan_schc::Direction::Up,
-        &cfg,
-        &mut schc,
-    )
-    .unwrap();
-    ns.chirpstack_uplink(schc[0], &schc[1..c.len]);
+    let (p, schc) = single_frame(&rules(), iid, 64, &mut SplitMix64::new(1));
+    ns.chirpstack_uplink(schc[0], &schc[1..]);
     let mut got = [0u8; 2000];
     let n = app.recv(&mut got).unwrap();
     assert_eq!(&got[..n], &p[..]);
