@@ -48,13 +48,7 @@ fn dir(kind: &str, target: &str) -> PathBuf {
 /// The interop compression vectors: (name, packet, direction, RFC 9363 rules as text).
 fn vectors() -> Vec<(String, Vec<u8>, Direction, String)> {
     let mut out = Vec::new();
-    let mut files: Vec<_> = fs::read_dir(root().join("tests/vectors"))
-        .unwrap()
-        .map(|e| e.unwrap().path())
-        .filter(|p| p.extension().is_some_and(|x| x == "json"))
-        .collect();
-    files.sort();
-    for f in files {
+    for f in common::vector_files() {
         let v: serde_json::Value = serde_json::from_str(&fs::read_to_string(&f).unwrap()).unwrap();
         let dir = if v["direction"] == "down" {
             Direction::Down

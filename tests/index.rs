@@ -226,13 +226,7 @@ fn a_static_index_that_disagrees_with_its_rules_is_refused() {
 /// vectors' own, and the same packets back; most vector rules run compiled.
 #[test]
 fn compiled_form_agrees_with_the_interpreter_on_the_interop_vectors() {
-    let dir = root().join("tests/vectors");
-    let mut names: Vec<_> = std::fs::read_dir(&dir)
-        .unwrap()
-        .map(|e| e.unwrap().path())
-        .filter(|p| p.extension().is_some_and(|e| e == "json"))
-        .collect();
-    names.sort();
+    let names = common::vector_files();
     let (mut checked, mut compiled_rules, mut rules) = (0, 0, 0);
     for path in names {
         let v: serde_json::Value =

@@ -50,14 +50,8 @@ fn rule_id(v: &Value) -> RuleId {
 
 #[test]
 fn every_compression_vector_both_ways() {
-    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/vectors");
     let mut checked = 0;
-    let mut names: Vec<_> = std::fs::read_dir(&dir)
-        .unwrap()
-        .map(|e| e.unwrap().path())
-        .filter(|p| p.extension().is_some_and(|e| e == "json"))
-        .collect();
-    names.sort();
+    let names = common::vector_files();
     for path in names {
         let v = load(&path);
         if v["kind"] != "compression" {

@@ -70,3 +70,14 @@ pub fn fails(args: &[&str]) -> String {
     assert_eq!(stdout(&out), "", "schc {args:?} printed output");
     err
 }
+
+/// The interop vector files (`tests/vectors/*.json`), sorted by name.
+pub fn vector_files() -> Vec<std::path::PathBuf> {
+    let mut files: Vec<_> = std::fs::read_dir(root().join("tests/vectors"))
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .filter(|p| p.extension().is_some_and(|e| e == "json"))
+        .collect();
+    files.sort();
+    files
+}
