@@ -3,13 +3,11 @@
 //! and a 1,200-byte downlink over a lossy radio (20 % and 10 %), with the device on a static rule set and stack
 //! buffers. The network side, which is allowed to allocate, runs between the counted calls.
 //!
-//! The allocator needs `unsafe impl GlobalAlloc`; the crate's `forbid(unsafe_code)` covers the
-//! library only.
+//! The allocator (`tests/common/counting.rs`) needs `unsafe impl GlobalAlloc`; the crate's
+//! `forbid(unsafe_code)` covers the library only.
 
 #![allow(unsafe_code)]
 
-use std::alloc::{GlobalAlloc, Layout, System};
-use std::cell::Cell;
 use std::sync::Arc;
 
 use lpwan_schc::network::{NetOutput, Network, NetworkLimits};
@@ -17,58 +15,16 @@ use lpwan_schc::profile::lorawan::{self, Buffers, Device, DeviceAction};
 use lpwan_schc::rule::{RuleSet, RuleSetBuf};
 use lpwan_schc::sim::SplitMix64;
 
-thread_local! {
-    static COUNTING: Cell<bool> = const { Cell::new(false) };
-    static COUNT: Cell<usize> = const { Cell::new(0) };
-}
-
-struct Counting;
-
-fn note() {
-    let _ = COUNTING.try_with(|on| {
-        if on.get() {
-            let _ = COUNT.try_with(|c| c.set(c.get() + 1));
-        }
-    });
-}
-
-// SAFETY: every call is forwarded unchanged to the system allocator; the counter only reads
-// and writes const-initialised thread-local cells, which never allocate.
-unsafe impl GlobalAlloc for Counting {
-    unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
-        note();
-        // SAFETY: same contract as ours.
-        unsafe { System.alloc(layout) }
-    }
-
-    unsafe fn alloc_zeroed(&self, layout: Layout) -> *mut u8 {
-        note();
-        // SAFETY: same contract as ours.
-        unsafe { System.alloc_zeroed(layout) }
-    }
-
-    unsafe fn realloc(&self, ptr: *mut u8, layout: Layout, new_size: usize) -> *mut u8 {
-        note();
-        // SAFETY: same contract as ours.
-        unsafe { System.realloc(ptr, layout, new_size) }
-    }
-
-    unsafe fn dealloc(&self, ptr: *mut u8, layout: Layout) {
-        // SAFETY: same contract as ours.
-        unsafe { System.dealloc(ptr, layout) }
-    }
-}
+#[path = "common/counting.rs"]
+mod counting;
 
 #[global_allocator]
-static ALLOCATOR: Counting = Counting;
+static ALLOCATOR: counting::Counting = counting::Counting;
 
 /// Runs `f`, adding this thread's allocations meanwhile to `total`.
 fn counted<R>(total: &mut usize, f: impl FnOnce() -> R) -> R {
-    COUNT.with(|c| c.set(0));
-    COUNTING.with(|on| on.set(true));
-    let r = f();
-    COUNTING.with(|on| on.set(false));
-    *total += COUNT.with(|c| c.get());
+    let (r, n) = counting::count(f);
+    *total += n;
     r
 }
 

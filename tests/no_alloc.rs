@@ -4,15 +4,13 @@
 //! beforehand (the device's static tables, and a gateway's owned set from JSON).
 //!
 //! Every buffer (packet, receiver buffer, frames) is set up before counting starts. The
-//! allocator needs `unsafe impl GlobalAlloc`; the crate's `forbid(unsafe_code)` covers the
-//! library only.
+//! allocator (`tests/common/counting.rs`) needs `unsafe impl GlobalAlloc`; the crate's
+//! `forbid(unsafe_code)` covers the library only.
 
 #![allow(unsafe_code)]
 
 mod common;
 use common::hex;
-use std::alloc::{GlobalAlloc, Layout, System};
-use std::cell::Cell;
 
 use lpwan_schc::codec::{self, Config};
 use lpwan_schc::frag::{Receiver, ReceiverAction, Sender, SenderAction};
@@ -25,60 +23,12 @@ use lpwan_schc::rule::{
 #[path = "../nostd-check/src/rules.rs"]
 mod device_rules;
 
-thread_local! {
-    static COUNTING: Cell<bool> = const { Cell::new(false) };
-    static COUNT: Cell<usize> = const { Cell::new(0) };
-}
-
-/// Counts the allocations of the threads that asked to be watched.
-struct Counting;
-
-fn note() {
-    let _ = COUNTING.try_with(|on| {
-        if on.get() {
-            let _ = COUNT.try_with(|c| c.set(c.get() + 1));
-        }
-    });
-}
-
-// SAFETY: every call is forwarded unchanged to the system allocator; the counter only reads
-// and writes thread-local cells, which never allocate (const-initialised).
-unsafe impl GlobalAlloc for Counting {
-    unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
-        note();
-        // SAFETY: same contract as ours.
-        unsafe { System.alloc(layout) }
-    }
-
-    unsafe fn alloc_zeroed(&self, layout: Layout) -> *mut u8 {
-        note();
-        // SAFETY: same contract as ours.
-        unsafe { System.alloc_zeroed(layout) }
-    }
-
-    unsafe fn realloc(&self, ptr: *mut u8, layout: Layout, new_size: usize) -> *mut u8 {
-        note();
-        // SAFETY: same contract as ours.
-        unsafe { System.realloc(ptr, layout, new_size) }
-    }
-
-    unsafe fn dealloc(&self, ptr: *mut u8, layout: Layout) {
-        // SAFETY: same contract as ours.
-        unsafe { System.dealloc(ptr, layout) }
-    }
-}
+#[path = "common/counting.rs"]
+mod counting;
+use counting::count;
 
 #[global_allocator]
-static ALLOCATOR: Counting = Counting;
-
-/// Runs `f` and returns what it gave and how many allocations this thread made meanwhile.
-fn count<R>(f: impl FnOnce() -> R) -> (R, usize) {
-    COUNT.with(|c| c.set(0));
-    COUNTING.with(|on| on.set(true));
-    let r = f();
-    COUNTING.with(|on| on.set(false));
-    (r, COUNT.with(|c| c.get()))
-}
+static ALLOCATOR: counting::Counting = counting::Counting;
 
 #[test]
 fn the_counter_counts() {
