@@ -9,29 +9,15 @@ use criterion::{black_box, criterion_group, criterion_main, Criterion};
 use lpwan_schc::codec::{compress, decompress, Config};
 use lpwan_schc::json;
 use lpwan_schc::rule::Direction;
-use serde_json::Value;
 
 #[path = "decoys.rs"]
 mod decoys;
 
-fn unhex(s: &str) -> Vec<u8> {
-    (0..s.len())
-        .step_by(2)
-        .map(|i| u8::from_str_radix(&s[i..i + 2], 16).expect("hex"))
-        .collect()
-}
-
 fn anchor(c: &mut Criterion) {
-    let doc: Value = serde_json::from_str(include_str!("anchor.json")).expect("anchor.json");
+    let (doc, packet, expected) = decoys::anchor();
     let rules = json::from_value(&doc["rules"]).expect("the anchor rules load");
     rules.validate().expect("the anchor rules are valid");
     let set = rules.as_set();
-    let packet = unhex(doc["packet_hex"].as_str().expect("packet_hex"));
-    let expected = unhex(
-        doc["expected_schc_hex"]
-            .as_str()
-            .expect("expected_schc_hex"),
-    );
     let cfg = Config::default();
     let mut schc = [0u8; 128];
     let mut back = [0u8; 1280];

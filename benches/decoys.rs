@@ -5,6 +5,21 @@ use lpwan_schc::json;
 use lpwan_schc::rule::{Fid, FieldSpec, MatchingOperator, RuleId, RuleSetBuf};
 use serde_json::Value;
 
+/// The anchor document (`benches/anchor.json`), its packet, and the SCHC packet expected for
+/// it.
+pub fn anchor() -> (Value, Vec<u8>, Vec<u8>) {
+    let doc: Value = serde_json::from_str(include_str!("anchor.json")).expect("anchor.json");
+    let bytes = |key: &str| -> Vec<u8> {
+        let s = doc[key].as_str().expect(key);
+        (0..s.len())
+            .step_by(2)
+            .map(|i| u8::from_str_radix(&s[i..i + 2], 16).expect("hex"))
+            .collect()
+    };
+    let (packet, expected) = (bytes("packet_hex"), bytes("expected_schc_hex"));
+    (doc, packet, expected)
+}
+
 /// The anchor rules, or `k` compression rules: `k - 1` decoys, then the anchor rule.
 pub fn rules(doc: &Value, k: Option<usize>) -> RuleSetBuf {
     let anchor = json::from_value(&doc["rules"]).expect("the anchor rules load");

@@ -19,19 +19,11 @@ use std::process::ExitCode;
 
 use lpwan_schc::codec::{compress, decompress, Config};
 use lpwan_schc::rule::Direction;
-use serde_json::Value;
 
 #[path = "../benches/decoys.rs"]
 mod decoys;
 
 const USAGE: &str = "usage: hotloop compress|decompress N [--rules K] [--linear]";
-
-fn unhex(s: &str) -> Vec<u8> {
-    (0..s.len())
-        .step_by(2)
-        .map(|i| u8::from_str_radix(&s[i..i + 2], 16).expect("hex"))
-        .collect()
-}
 
 fn main() -> ExitCode {
     let mut args: Vec<String> = std::env::args().skip(1).collect();
@@ -52,8 +44,7 @@ fn main() -> ExitCode {
     }
     let n: usize = n;
 
-    let doc: Value =
-        serde_json::from_str(include_str!("../benches/anchor.json")).expect("anchor.json");
+    let (doc, packet, expected) = decoys::anchor();
     let mut rules = decoys::rules(&doc, k);
     if linear {
         rules.validate().expect("the rules are valid");
@@ -61,12 +52,6 @@ fn main() -> ExitCode {
         rules.build_index().expect("the rules are valid");
     }
     let set = rules.as_set();
-    let packet = unhex(doc["packet_hex"].as_str().expect("packet_hex"));
-    let expected = unhex(
-        doc["expected_schc_hex"]
-            .as_str()
-            .expect("expected_schc_hex"),
-    );
     let cfg = Config::default();
     let mut schc = [0u8; 128];
     let mut back = [0u8; 1280];
