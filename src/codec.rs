@@ -16,9 +16,10 @@ use thiserror::Error;
 use crate::bits::{get_bits, size_prefix_len, BitError, BitReader, BitWriter};
 use crate::packet::{FieldRef, Headers, FIELD_SLOTS, IPV6_HEADER_LEN, MAX_OPTIONS, UDP_HEADER_LEN};
 use crate::rule::compiled::{
-    CompiledField, CDA_APP_IID, CDA_COMPUTE, CDA_DEV_IID, CDA_LSB, CDA_NOT_SENT, CDA_VALUE_SENT,
-    DI_DOWN, DI_UP, LEN_TOKEN, LEN_VARIABLE, MO_EQUAL, MO_EQUAL_POOL, MO_IGNORE, MO_MASK, MO_MSB,
-    OPTION_KEY,
+    CompiledField, RulePlan, CDA_APP_IID, CDA_COMPUTE, CDA_DEV_IID, CDA_LSB, CDA_NOT_SENT,
+    CDA_VALUE_SENT, CHECKSUM_KEY, CHECK_CHECKSUM, CHECK_PAYLOAD_LENGTH, CHECK_UDP_LENGTH, DI_DOWN,
+    DI_UP, LEN_TOKEN, LEN_VARIABLE, MO_EQUAL, MO_EQUAL_POOL, MO_IGNORE, MO_MASK, MO_MSB,
+    OPTION_KEY, PAYLOAD_LENGTH_KEY, TOKEN_KEY, UDP_LENGTH_KEY,
 };
 use crate::rule::index::{KeyHasher, RuleIndex, GROUP_DOWN, MAX_KEYS};
 use crate::rule::{
@@ -357,7 +358,13 @@ fn compress_with<'a, const INTERPRET: bool>(
         .map(|ix| ix.compiled)
         .filter(|c| !INTERPRET || (!c.is_empty() && set.is_validated()));
     let pool = set.tables().3;
-    let mut consider = |rule: &'a Rule| {
+    // The rules' matching plans, trusted as the compiled form is.
+    let plans = set
+        .index()
+        .map(|ix| ix.plans)
+        .filter(|p| !INTERPRET || (!p.is_empty() && set.is_validated()));
+    let up = usize::from(dir == Direction::Down);
+    let mut consider = |i: usize, rule: &'a Rule| {
         // A rule whose ID cannot be written as it is (unchecked sets) is never used.
         let Nature::Compression(span) = rule.nature else {
             return;
@@ -365,9 +372,12 @@ fn compress_with<'a, const INTERPRET: bool>(
         if !rule.id.is_well_formed() {
             return;
         }
-        let fast = compiled
-            .and_then(|c| c.get(span.range()))
-            .and_then(|cf| m.match_compiled(cf, pool));
+        let fast = compiled.and_then(|c| c.get(span.range())).and_then(|cf| {
+            match plans.and_then(|p| p.get(2 * i + up)).filter(|p| p.usable) {
+                Some(plan) => m.match_plan(plan, cf, pool),
+                None => m.match_compiled(cf, pool),
+            }
+        });
         let result = match fast {
             Some(r) => r,
             None if INTERPRET => m.match_rule(set, rule).ok(),
@@ -388,11 +398,15 @@ fn compress_with<'a, const INTERPRET: bool>(
         Some(ix) if candidates(ix, &h, &mut cands) => {
             for &i in cands.iter() {
                 if let Some(rule) = set.rules().get(i as usize) {
-                    consider(rule);
+                    consider(i as usize, rule);
                 }
             }
         }
-        _ => set.rules().iter().for_each(consider),
+        _ => set
+            .rules()
+            .iter()
+            .enumerate()
+            .for_each(|(i, r)| consider(i, r)),
     }
     // No match: the no-compression rule, which writes like a rule that covers no layer.
     let (rule, total, layer) = match best {
@@ -722,27 +736,12 @@ const TKL_BIT: u64 = match Fid::CoapTkl.header_index() {
     None => 0,
 };
 
-/// The compiled key of the CoAP token.
-const TOKEN_KEY: u16 = match Fid::CoapToken.header_index() {
-    Some(i) => i as u16,
-    None => 0,
-};
-
 /// Compiled `equal` / `not-sent`.
 const OP_EQUAL_NOT_SENT: u8 = MO_EQUAL | (CDA_NOT_SENT << 3);
 /// Compiled `ignore` / `not-sent`.
 const OP_IGNORE_NOT_SENT: u8 = MO_IGNORE | (CDA_NOT_SENT << 3);
 /// Compiled `ignore` / `compute-*`.
 const OP_IGNORE_COMPUTE: u8 = MO_IGNORE | (CDA_COMPUTE << 3);
-/// The compiled keys of the computed lengths.
-const PAYLOAD_LENGTH_KEY: u16 = 3;
-/// See [`PAYLOAD_LENGTH_KEY`].
-const UDP_LENGTH_KEY: u16 = 12;
-const _: () = assert!(
-    matches!(Fid::Ipv6PayloadLength.header_index(), Some(3))
-        && matches!(Fid::UdpLength.header_index(), Some(12))
-);
-
 /// The value of a field of at most 64 bits: [`get_bits`] with one word read when the field
 /// lies in the 8 bytes from its first, as header fields do.
 #[inline(always)]
@@ -757,6 +756,22 @@ fn field_bits(data: &[u8], f: FieldRef) -> u64 {
         }
     }
     get_bits(data, f.off as usize, f.len)
+}
+
+/// The 8 bytes of `data` from byte `at`, big-endian, zero past its end.
+#[inline(always)]
+fn word_at(data: &[u8], at: usize) -> u64 {
+    match data.get(at..) {
+        Some(s) => match s.first_chunk::<8>() {
+            Some(w) => u64::from_be_bytes(*w),
+            None => {
+                let mut w = [0u8; 8];
+                w.iter_mut().zip(s).for_each(|(d, b)| *d = *b);
+                u64::from_be_bytes(w)
+            }
+        },
+        None => 0,
+    }
 }
 
 /// The compiled keys of the IPv6 header fields, as bits (header fields in wire order).
@@ -939,7 +954,7 @@ impl<'h, 'p> Matcher<'h, 'p> {
             }
             mine |= bit;
             let f = if key < OPTION_KEY {
-                self.h.header_field(usize::from(key))
+                self.h.place(usize::from(key))
             } else {
                 options += 1;
                 match self.h.option_field(key - OPTION_KEY, c.fp()) {
@@ -1004,6 +1019,80 @@ impl<'h, 'p> Matcher<'h, 'p> {
             || count != self.h.field_count(layer)
         {
             return Some(None);
+        }
+        Some(Some((bits, layer)))
+    }
+
+    /// [`Matcher::match_compiled`] with the rule's plan for this direction ([`RulePlan`]):
+    /// the layers and the field count first, then the pinned header words, the computed
+    /// fields, and the entries the plan leaves to be matched one by one.
+    #[inline(always)]
+    fn match_plan(
+        &mut self,
+        p: &RulePlan,
+        cf: &[CompiledField],
+        pool: &[u8],
+    ) -> Option<Option<(usize, Option<Layer>)>> {
+        let h = self.h;
+        let layer_of = |l: u8| match l {
+            1 => Layer::Ipv6,
+            2 => Layer::Udp,
+            _ => Layer::Coap,
+        };
+        let layer = (p.layer != 0).then(|| layer_of(p.layer));
+        if layer.is_some_and(|l| !h.has(l)) || (p.first != 0 && !h.has(layer_of(p.first))) {
+            return Some(None);
+        }
+        let empty_token = usize::from(self.empty_token && p.token);
+        let count = usize::from(p.header_fields) + usize::from(p.options) - empty_token;
+        if count != h.field_count(layer) {
+            return Some(None);
+        }
+        let data = h.data();
+        for w in p.words.get(..usize::from(p.n_words))? {
+            let at = h.layer_start(w.layer) + usize::from(w.at);
+            if (word_at(data, at) ^ w.value) & w.mask != 0 {
+                return Some(None);
+            }
+        }
+        if p.checks != 0 {
+            for (check, key) in [
+                (CHECK_PAYLOAD_LENGTH, PAYLOAD_LENGTH_KEY),
+                (CHECK_UDP_LENGTH, UDP_LENGTH_KEY),
+                (CHECK_CHECKSUM, CHECKSUM_KEY),
+            ] {
+                if p.checks & check == 0 {
+                    continue;
+                }
+                let v = match key {
+                    PAYLOAD_LENGTH_KEY => self.ipv6_payload_len,
+                    UDP_LENGTH_KEY => self.udp_len,
+                    _ => self.computed(Fid::UdpChecksum),
+                };
+                let f = h.place(usize::from(key));
+                if v.is_none_or(|v| field_bits(data, f) != u64::from(v)) {
+                    return Some(None);
+                }
+            }
+        }
+        let mut bits = p.residue as usize;
+        let mut rest = p.rest;
+        while rest != 0 {
+            let c = cf.get(rest.trailing_zeros() as usize)?;
+            rest &= rest - 1;
+            let key = c.key();
+            let f = if key < OPTION_KEY {
+                h.place(usize::from(key))
+            } else {
+                match h.option_field(key - OPTION_KEY, c.fp()) {
+                    Some(f) => f,
+                    None => return Some(None),
+                }
+            };
+            match self.match_entry(c, f, pool)? {
+                Some(b) => bits += b,
+                None => return Some(None),
+            }
         }
         Some(Some((bits, layer)))
     }

@@ -12,6 +12,7 @@
 use heapless::Vec;
 use thiserror::Error;
 
+use crate::rule::fid::HEADER_PLACES;
 use crate::rule::{Direction, Fid, Layer, HEADER_FIELDS};
 
 /// Length of the IPv6 header in bytes.
@@ -84,14 +85,18 @@ pub enum CoapError {
     TooManyOptions,
 }
 
-/// The parsed headers of one packet.
+/// The parsed headers of one packet. Header fields are not stored: each is found from its
+/// layer's start and a fixed place ([`Headers::header_field`]), so parsing records only where
+/// the layers start and the CoAP options.
 #[derive(Debug, Clone)]
 pub struct Headers<'p> {
     data: &'p [u8],
     direction: Direction,
     first: Layer,
     depth: Option<Layer>,
-    fields: [FieldRef; HEADER_FIELDS],
+    /// Bit offsets of the IPv6, UDP and CoAP headers (meaningful for the parsed layers).
+    base: [u32; 3],
+    tkl: u8,
     options: Vec<CoapOption, MAX_OPTIONS>,
     udp_start: usize,
     coap_end: usize,
@@ -113,7 +118,8 @@ impl<'p> Headers<'p> {
             direction,
             first,
             depth: None,
-            fields: [FieldRef::default(); HEADER_FIELDS],
+            base: [0; 3],
+            tkl: 0,
             options: Vec::new(),
             udp_start: 0,
             coap_end: data.len(),
@@ -124,22 +130,6 @@ impl<'p> Headers<'p> {
             if data.len() < IPV6_HEADER_LEN || data.first().map(|b| b >> 4) != Some(6) {
                 return h;
             }
-            // The device's address is the source uplink, the destination downlink.
-            let (dev, app) = match direction {
-                Direction::Up => (64, 192),
-                Direction::Down => (192, 64),
-            };
-            let f = &mut h.fields;
-            f[0] = FieldRef::new(0, 4);
-            f[1] = FieldRef::new(4, 8);
-            f[2] = FieldRef::new(12, 20);
-            f[3] = FieldRef::new(32, 16);
-            f[4] = FieldRef::new(48, 8);
-            f[5] = FieldRef::new(56, 8);
-            f[6] = FieldRef::new(dev, 64);
-            f[7] = FieldRef::new(dev + 64, 64);
-            f[8] = FieldRef::new(app, 64);
-            f[9] = FieldRef::new(app + 64, 64);
             h.depth = Some(Layer::Ipv6);
             if data.get(6) != Some(&17) {
                 return h;
@@ -150,17 +140,7 @@ impl<'p> Headers<'p> {
             if data.len() < next + UDP_HEADER_LEN {
                 return h;
             }
-            let b = (next * 8) as u32;
-            // The device's port is the source uplink, the destination downlink.
-            let (dev, app) = match direction {
-                Direction::Up => (b, b + 16),
-                Direction::Down => (b + 16, b),
-            };
-            let f = &mut h.fields;
-            f[10] = FieldRef::new(dev, 16);
-            f[11] = FieldRef::new(app, 16);
-            f[12] = FieldRef::new(b + 32, 16);
-            f[13] = FieldRef::new(b + 48, 16);
+            h.base[1] = (next * 8) as u32;
             h.udp_start = next;
             h.depth = Some(Layer::Udp);
             next += UDP_HEADER_LEN;
@@ -170,14 +150,8 @@ impl<'p> Headers<'p> {
         }
         match parse_coap(data, next, &mut h.options) {
             Ok((tkl, end)) => {
-                let b = (next * 8) as u32;
-                let f = &mut h.fields;
-                f[14] = FieldRef::new(b, 2);
-                f[15] = FieldRef::new(b + 2, 2);
-                f[16] = FieldRef::new(b + 4, 4);
-                f[17] = FieldRef::new(b + 8, 8);
-                f[18] = FieldRef::new(b + 16, 16);
-                f[19] = FieldRef::new(b + 32, u32::from(tkl) * 8);
+                h.base[2] = (next * 8) as u32;
+                h.tkl = tkl;
                 h.coap_end = end;
                 h.depth = Some(Layer::Coap);
             }
@@ -245,7 +219,7 @@ impl<'p> Headers<'p> {
             Layer::Ipv6 => 10,
             Layer::Udp => 4,
             // A zero-length token (TKL 0) need not be described.
-            Layer::Coap => 5 + usize::from(self.fields[19].len > 0) + self.options.len(),
+            Layer::Coap => 5 + usize::from(self.tkl > 0) + self.options.len(),
         };
         [Layer::Ipv6, Layer::Udp, Layer::Coap]
             .iter()
@@ -259,11 +233,30 @@ impl<'p> Headers<'p> {
         &self.options
     }
 
-    /// Header field `i` (by [`Fid::header_index`]) as parsed; zero-length when its layer was
-    /// not parsed (check [`Headers::has`]).
+    /// The byte offset of layer `layer`'s header (0 IPv6, 1 UDP, 2 CoAP); 0 for a layer that
+    /// was not parsed.
     #[inline(always)]
-    pub(crate) fn header_field(&self, i: usize) -> FieldRef {
-        self.fields.get(i).copied().unwrap_or_default()
+    pub(crate) fn layer_start(&self, layer: u8) -> usize {
+        self.base
+            .get(usize::from(layer))
+            .map_or(0, |&b| b as usize / 8)
+    }
+
+    /// Where header field `i` would be, from its layer's start, whether or not the layer was
+    /// parsed (a layer that was not starts at bit 0): for a matcher that checks the layers
+    /// after the fields.
+    #[inline(always)]
+    pub(crate) fn place(&self, i: usize) -> FieldRef {
+        let Some(p) = HEADER_PLACES.get(i) else {
+            return FieldRef::default();
+        };
+        let len = if p.len == 0 {
+            u32::from(self.tkl) * 8
+        } else {
+            u32::from(p.len)
+        };
+        let base = self.base.get(usize::from(p.layer)).copied().unwrap_or(0);
+        FieldRef::new(base + u32::from(p.offset(self.direction)), len)
     }
 
     /// The value of option `number` at position `fp`, if the packet has it.
@@ -302,7 +295,7 @@ impl<'p> Headers<'p> {
                     return None;
                 }
                 let i = other.header_index()?;
-                self.fields.get(i).map(|&f| (i, f))
+                Some((i, self.place(i)))
             }
         }
     }

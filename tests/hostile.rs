@@ -1638,9 +1638,16 @@ fn compiled_form_and_interpreter_agree() {
         let compiled = compiled.unwrap();
         let without = RuleIndex {
             compiled: &[],
+            plans: &[],
             ..ix.as_index()
         };
         let interp = plain.with_index(without).into_validated().unwrap();
+        // The compiled form matched entry by entry, as static device tables do (no plans).
+        let no_plans = RuleIndex {
+            plans: &[],
+            ..ix.as_index()
+        };
+        let entrywise = plain.with_index(no_plans).into_validated().unwrap();
         for r in plain.rules() {
             let fs = plain.fields(r);
             if matches!(r.nature, Nature::Compression(_))
@@ -1666,6 +1673,8 @@ fn compiled_form_and_interpreter_agree() {
                 let a = compress_outcome(&compiled, p, dir, &cfg);
                 let b = compress_outcome(&interp, p, dir, &cfg);
                 prop_assert_eq!(&a, &b, "compress {:02x?} going {:?}", p, dir);
+                let e = compress_outcome(&entrywise, p, dir, &cfg);
+                prop_assert_eq!(&e, &b, "compress without plans {:02x?} going {:?}", p, dir);
                 if whole {
                     stats.hit("compiled-only");
                     let mut out = vec![0u8; p.len() * 2 + 160];

@@ -243,6 +243,15 @@ fn compiled_form_agrees_with_the_interpreter_on_the_interop_vectors() {
         let interp = RuleSet::new_unchecked(r, f, val, pool)
             .with_index(RuleIndex {
                 compiled: &[],
+                plans: &[],
+                ..ix.as_index()
+            })
+            .into_validated()
+            .unwrap();
+        // The compiled form entry by entry, as static device tables (no plans).
+        let entrywise = RuleSet::new_unchecked(r, f, val, pool)
+            .with_index(RuleIndex {
+                plans: &[],
                 ..ix.as_index()
             })
             .into_validated()
@@ -269,6 +278,10 @@ fn compiled_form_agrees_with_the_interpreter_on_the_interop_vectors() {
         let ca = compress(&fast, &packet, dir, &cfg, &mut a);
         let cb = compress(&interp, &packet, dir, &cfg, &mut b);
         assert_eq!(ca, cb, "{name}: compress");
+        let mut e = [0u8; 1400];
+        let ce = compress(&entrywise, &packet, dir, &cfg, &mut e);
+        assert_eq!(ce, cb, "{name}: compress without plans");
+        assert_eq!(e, b, "{name}: compressed bytes without plans");
         let len = ca.unwrap().len;
         assert_eq!(a[..len], b[..len], "{name}: compressed bytes");
         assert_eq!(

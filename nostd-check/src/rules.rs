@@ -299,6 +299,7 @@ static INDEX: lpwan_schc::rule::RuleIndex<'static> = lpwan_schc::rule::RuleIndex
     keys: &INDEX_KEYS,
     entries: &INDEX_ENTRIES,
     compiled: &INDEX_COMPILED,
+    plans: &[],
 };
 
 /// The rule set with its index, for `lpwan_schc::codec`.

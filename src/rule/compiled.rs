@@ -15,7 +15,10 @@
 //! the one rule model: an entry the form cannot express compiles to [`CompiledField::FALLBACK`],
 //! and the codec runs the general interpreter for its rule.
 
-use super::{Cda, DirectionIndicator, FieldDesc, FieldLength, MatchingOperator, RuleSet};
+use super::fid::HEADER_PLACES;
+use super::{
+    Cda, Direction, DirectionIndicator, FieldDesc, FieldLength, MatchingOperator, RuleSet,
+};
 use crate::rule::Fid;
 
 /// One compiled field descriptor; see the module documentation.
@@ -61,6 +64,21 @@ pub(crate) const CDA_COMPUTE: u8 = 3;
 pub(crate) const CDA_DEV_IID: u8 = 4;
 /// AppIID.
 pub(crate) const CDA_APP_IID: u8 = 5;
+
+/// The compiled keys of the computed fields and the token.
+pub(crate) const PAYLOAD_LENGTH_KEY: u16 = 3;
+/// See [`PAYLOAD_LENGTH_KEY`].
+pub(crate) const UDP_LENGTH_KEY: u16 = 12;
+/// See [`PAYLOAD_LENGTH_KEY`].
+pub(crate) const CHECKSUM_KEY: u16 = 13;
+/// See [`PAYLOAD_LENGTH_KEY`].
+pub(crate) const TOKEN_KEY: u16 = 19;
+const _: () = assert!(
+    matches!(Fid::Ipv6PayloadLength.header_index(), Some(3))
+        && matches!(Fid::UdpLength.header_index(), Some(12))
+        && matches!(Fid::UdpChecksum.header_index(), Some(13))
+        && matches!(Fid::CoapToken.header_index(), Some(19))
+);
 
 /// Direction bits of `op`: the entry applies uplink.
 pub(crate) const DI_UP: u8 = 0x40;
@@ -136,6 +154,178 @@ impl CompiledField {
     #[inline(always)]
     pub fn is_fallback(&self) -> bool {
         self.op & MO_MASK == MO_FALLBACK
+    }
+}
+
+/// The most word compares in a [`RulePlan`]: the IPv6 header needs five, UDP one, CoAP one.
+pub const PLAN_WORDS: usize = 8;
+
+/// One compare of a [`RulePlan`]: the 8 bytes from byte `at` of a layer's header, read
+/// big-endian (zero past the packet's end), under `mask`, must equal `value`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct PlanWord {
+    /// The layer: 0 IPv6, 1 UDP, 2 CoAP.
+    pub layer: u8,
+    /// Byte offset from the layer's start.
+    pub at: u8,
+    /// The bits the rule pins.
+    pub mask: u64,
+    /// Their values (zero outside `mask`).
+    pub value: u64,
+}
+
+/// Plan check: the IPv6 payload length must be the one decompression computes.
+pub const CHECK_PAYLOAD_LENGTH: u8 = 1;
+/// Plan check: the UDP length.
+pub const CHECK_UDP_LENGTH: u8 = 2;
+/// Plan check: the UDP checksum.
+pub const CHECK_CHECKSUM: u8 = 4;
+
+/// A compiled rule's matching plan for one direction, derived from its [`CompiledField`]s
+/// with the index ([`RulePlan::new`]) so that compression does per rule what it would
+/// otherwise do per entry: the header fields the rule pins with equal or MSB are checked a
+/// word at a time, the layers and the field count from precomputed masks, and only the
+/// entries left in `rest` (CoAP options, the token, device and application IIDs, fields of
+/// an unexpected length) one by one. It costs 2 × 232 bytes per rule, so static device
+/// tables leave it out (`schc rules export-rust` writes no plans) and match entry by entry.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct RulePlan {
+    /// The word compares, `n_words` of them.
+    pub words: [PlanWord; PLAN_WORDS],
+    /// How many of `words` are used.
+    pub n_words: u8,
+    /// Whether the plan can be used: `false` when the rule has an entry the compiled form
+    /// cannot express, more than 64 entries, or more pinned words than [`PLAN_WORDS`].
+    pub usable: bool,
+    /// `CHECK_*` bits: the computed fields to compare with the packet.
+    pub checks: u8,
+    /// The deepest layer of any entry (either direction): 0 none, else `Layer as u8`.
+    pub layer: u8,
+    /// The first layer of this direction's entries (`Layer as u8`; 0 when none).
+    pub first: u8,
+    /// How many of this direction's entries are header fields.
+    pub header_fields: u8,
+    /// How many are CoAP options.
+    pub options: u8,
+    /// Whether one of them is the CoAP token.
+    pub token: bool,
+    /// Residue bits of the entries the words cover.
+    pub residue: u32,
+    /// The entries matched one by one, as bits of their index in the rule.
+    pub rest: u64,
+    /// The entries of this direction that send a residue (value-sent, LSB), as bits.
+    pub sends: u64,
+}
+
+impl RulePlan {
+    /// The plan of the compiled rule `cf` going `dir`.
+    pub fn new(cf: &[CompiledField], dir: Direction) -> Self {
+        let unusable = Self::default();
+        if cf.len() > 64 {
+            return unusable;
+        }
+        let d = if dir == Direction::Up { DI_UP } else { DI_DOWN };
+        let mut p = Self::default();
+        let (mut all, mut mine) = (0u64, 0u64);
+        for (i, c) in cf.iter().enumerate() {
+            let (op, key) = (c.op(), c.key());
+            let mo = op & MO_MASK;
+            if mo == MO_FALLBACK {
+                return unusable;
+            }
+            let layer = match key {
+                0..=9 => 1,
+                10..=13 => 2,
+                _ => 3,
+            };
+            all |= 1 << (layer - 1);
+            if op & d == 0 {
+                continue;
+            }
+            mine |= 1 << (layer - 1);
+            let cda = (op >> 3) & 7;
+            if matches!(cda, CDA_VALUE_SENT | CDA_LSB) {
+                p.sends |= 1 << i;
+            }
+            if key >= OPTION_KEY {
+                p.options += 1;
+                p.rest |= 1 << i;
+                continue;
+            }
+            p.header_fields += 1;
+            p.token |= key == TOKEN_KEY;
+            let Some(place) = HEADER_PLACES.get(usize::from(key)) else {
+                return unusable;
+            };
+            let len = c.len();
+            let check = match (cda, key) {
+                (CDA_COMPUTE, PAYLOAD_LENGTH_KEY) => CHECK_PAYLOAD_LENGTH,
+                (CDA_COMPUTE, UDP_LENGTH_KEY) => CHECK_UDP_LENGTH,
+                (CDA_COMPUTE, CHECKSUM_KEY) => CHECK_CHECKSUM,
+                _ => 0,
+            };
+            let foldable = place.len != 0
+                && len == place.len
+                && matches!(mo, MO_IGNORE | MO_EQUAL | MO_MSB)
+                && (matches!(cda, CDA_NOT_SENT | CDA_VALUE_SENT | CDA_LSB) || check != 0);
+            if !foldable {
+                p.rest |= 1 << i;
+                continue;
+            }
+            p.checks |= check;
+            p.residue += u32::from(match cda {
+                CDA_VALUE_SENT => len,
+                CDA_LSB => len - c.arg().min(len),
+                _ => 0,
+            });
+            let x = match mo {
+                MO_EQUAL => len,
+                MO_MSB => c.arg().min(len),
+                _ => 0,
+            };
+            if x == 0 {
+                continue;
+            }
+            // The top `x` bits of the field, at bit `o` of its layer.
+            let o = u32::from(place.offset(dir));
+            let value = c.tv() >> (len - x);
+            let used = p.words.get(..usize::from(p.n_words)).unwrap_or(&[]);
+            let word = used.iter().position(|w| {
+                w.layer == place.layer
+                    && u32::from(w.at) * 8 <= o
+                    && o + u32::from(x) <= u32::from(w.at) * 8 + 64
+            });
+            let w = match word {
+                Some(w) => w,
+                None if usize::from(p.n_words) < PLAN_WORDS => {
+                    let n = usize::from(p.n_words);
+                    if let Some(w) = p.words.get_mut(n) {
+                        w.layer = place.layer;
+                        w.at = (o / 8) as u8;
+                    }
+                    p.n_words += 1;
+                    n
+                }
+                None => return unusable,
+            };
+            let Some(w) = p.words.get_mut(w) else {
+                return unusable;
+            };
+            let Some(shift) = 64u32.checked_sub(o - u32::from(w.at) * 8 + u32::from(x)) else {
+                return unusable;
+            };
+            let ones = u64::MAX >> (64 - u32::from(x));
+            w.mask |= ones << shift;
+            w.value |= (value & ones) << shift;
+        }
+        p.layer = (64 - all.leading_zeros()) as u8;
+        p.first = if mine == 0 {
+            0
+        } else {
+            mine.trailing_zeros() as u8 + 1
+        };
+        p.usable = true;
+        p
     }
 }
 
@@ -244,6 +434,24 @@ impl RuleSet<'_> {
             mo | (cda << 3) | di,
             arg,
         ))
+    }
+
+    /// Whether `plans` are the plans of `compiled` (two per rule), or empty.
+    pub(crate) fn plans_agree(&self, compiled: &[CompiledField], plans: &[RulePlan]) -> bool {
+        plans.is_empty()
+            || (plans.len() == self.rules().len() * 2
+                && self.rules().iter().zip(plans.chunks(2)).all(|(r, p)| {
+                    let cf = match r.nature {
+                        super::Nature::Compression(span) => compiled.get(span.range()),
+                        _ => None,
+                    };
+                    [Direction::Up, Direction::Down]
+                        .iter()
+                        .zip(p)
+                        .all(|(&dir, p)| {
+                            *p == cf.map_or(RulePlan::default(), |cf| RulePlan::new(cf, dir))
+                        })
+                }))
     }
 
     /// Whether `compiled` is the compiled form of this set's field table, entry by entry.

@@ -111,9 +111,63 @@ const HEADER_FIDS: [Fid; HEADER_FIELDS] = [
     Fid::CoapToken,
 ];
 
-/// Lengths in bits of the fixed header fields (the token's is given by TKL: 0 here).
-const HEADER_LENGTHS: [u16; HEADER_FIELDS] = [
-    4, 8, 20, 16, 8, 8, 64, 64, 64, 64, 16, 16, 16, 16, 2, 2, 4, 8, 16, 0,
+/// Where a header field lies in its layer's header.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct Place {
+    /// The layer: 0 IPv6, 1 UDP, 2 CoAP.
+    pub layer: u8,
+    /// Bit offset from the layer's start when the packet goes up.
+    pub up: u16,
+    /// The same going down (Dev and App addresses and ports swap places).
+    pub down: u16,
+    /// Length in bits; 0 for the token, whose length is TKL bytes.
+    pub len: u8,
+}
+
+impl Place {
+    const fn new(layer: u8, up: u16, down: u16, len: u8) -> Self {
+        Self {
+            layer,
+            up,
+            down,
+            len,
+        }
+    }
+
+    /// The bit offset from the layer's start going `dir`.
+    #[inline(always)]
+    pub fn offset(&self, dir: super::Direction) -> u16 {
+        if dir == super::Direction::Up {
+            self.up
+        } else {
+            self.down
+        }
+    }
+}
+
+/// Where each header field (by [`Fid::header_index`]) lies (RFC 8200 §3, RFC 768, RFC 7252
+/// §3): the device's address and port are the source uplink and the destination downlink.
+pub(crate) const HEADER_PLACES: [Place; HEADER_FIELDS] = [
+    Place::new(0, 0, 0, 4),
+    Place::new(0, 4, 4, 8),
+    Place::new(0, 12, 12, 20),
+    Place::new(0, 32, 32, 16),
+    Place::new(0, 48, 48, 8),
+    Place::new(0, 56, 56, 8),
+    Place::new(0, 64, 192, 64),
+    Place::new(0, 128, 256, 64),
+    Place::new(0, 192, 64, 64),
+    Place::new(0, 256, 128, 64),
+    Place::new(1, 0, 16, 16),
+    Place::new(1, 16, 0, 16),
+    Place::new(1, 32, 32, 16),
+    Place::new(1, 48, 48, 16),
+    Place::new(2, 0, 0, 2),
+    Place::new(2, 2, 2, 2),
+    Place::new(2, 4, 4, 4),
+    Place::new(2, 8, 8, 8),
+    Place::new(2, 16, 16, 16),
+    Place::new(2, 32, 32, 0),
 ];
 
 impl Fid {
@@ -171,7 +225,10 @@ impl Fid {
     /// length comes from the packet.
     pub fn fixed_len(self) -> Option<u16> {
         match self.header_index() {
-            Some(i) => HEADER_LENGTHS.get(i).copied().filter(|&l| l > 0),
+            Some(i) => HEADER_PLACES
+                .get(i)
+                .map(|p| u16::from(p.len))
+                .filter(|&l| l > 0),
             None => None,
         }
     }

@@ -16,7 +16,7 @@
 //! `schc rules export-rust` writes it as `static` tables beside the rules. [`RuleSet::validate`]
 //! checks that an index agrees with the rules it is attached to.
 
-use super::compiled::CompiledField;
+use super::compiled::{CompiledField, RulePlan};
 use super::{Direction, FieldDesc, FieldLength, MatchingOperator, Nature, RuleId, RuleSet};
 use crate::rule::Fid;
 
@@ -73,6 +73,10 @@ pub struct RuleIndex<'a> {
     /// `compress`/`decompress` use it only in validated sets (validation checks it against
     /// the field table); the compiled-only entry points trust it as it is.
     pub compiled: &'a [CompiledField],
+    /// The matching plans of the compiled rules ([`RulePlan`]), two per rule in set order
+    /// (uplink, downlink), or empty: compression then matches the compiled form entry by
+    /// entry. Derived from `compiled` and checked against it like it.
+    pub plans: &'a [RulePlan],
 }
 
 impl<'a> RuleIndex<'a> {
@@ -324,7 +328,7 @@ impl<'a> RuleSet<'a> {
         if ix.entries.windows(2).any(|w| w.first() >= w.get(1)) {
             return Err(bad(none));
         }
-        if !self.compiled_agrees(ix.compiled) {
+        if !self.compiled_agrees(ix.compiled) || !self.plans_agree(ix.compiled, ix.plans) {
             return Err(bad(none));
         }
         Ok(())
@@ -352,6 +356,8 @@ mod build {
         pub entries: Vec<KeyEntry>,
         /// See [`RuleIndex::compiled`].
         pub compiled: Vec<CompiledField>,
+        /// See [`RuleIndex::plans`].
+        pub plans: Vec<RulePlan>,
     }
 
     impl RuleIndexBuf {
@@ -422,7 +428,19 @@ mod build {
             entries.sort_unstable();
             entries.dedup();
             let (_, fields, _, _) = set.tables();
-            let compiled = fields.iter().map(|fd| set.compile_field(fd)).collect();
+            let compiled: Vec<CompiledField> =
+                fields.iter().map(|fd| set.compile_field(fd)).collect();
+            let plans = rules
+                .iter()
+                .flat_map(|r| {
+                    let cf = match r.nature {
+                        super::Nature::Compression(span) => compiled.get(span.range()),
+                        _ => None,
+                    };
+                    [Direction::Up, Direction::Down]
+                        .map(|dir| cf.map_or(RulePlan::default(), |cf| RulePlan::new(cf, dir)))
+                })
+                .collect();
             let probes = keys
                 .iter()
                 .copied()
@@ -435,6 +453,7 @@ mod build {
                 probes,
                 entries,
                 compiled,
+                plans,
             }
         }
 
@@ -445,6 +464,7 @@ mod build {
                 keys: &self.probes,
                 entries: &self.entries,
                 compiled: &self.compiled,
+                plans: &self.plans,
             }
         }
     }

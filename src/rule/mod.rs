@@ -10,13 +10,13 @@
 //! about packets, JSON or fragmentation state.
 
 pub mod compiled;
-mod fid;
+pub(crate) mod fid;
 mod frag;
 pub mod index;
 #[cfg(feature = "alloc")]
 mod owned;
 
-pub use compiled::CompiledField;
+pub use compiled::{CompiledField, RulePlan};
 pub use fid::{Fid, Layer, COAP_OPTION_NAMES, HEADER_FIELDS};
 pub use frag::{AckBehavior, BitmapFormat, FragMode, FragParams, RcsAlgorithm, TileInAll1, Timer};
 pub use index::RuleIndex;

@@ -198,7 +198,8 @@ pub struct Device<'r, 'b> {
     rx: Rx<'b>,
     /// A downlink under a compression or no-compression rule, waiting to be decompressed.
     single: [u8; MAX_FRAME],
-    single_len: Option<usize>,
+    /// Its length (at most `MAX_FRAME`, so a `u16` keeps the device small).
+    single_len: Option<u16>,
 }
 
 impl<'r, 'b> Device<'r, 'b> {
@@ -431,7 +432,7 @@ impl<'r, 'b> Device<'r, 'b> {
                     });
                 };
                 dst.copy_from_slice(frame);
-                self.single_len = Some(frame.len());
+                self.single_len = u16::try_from(frame.len()).ok();
                 Ok(())
             }
         }
@@ -504,7 +505,7 @@ impl<'r, 'b> Device<'r, 'b> {
             return Ok(a);
         }
         if let Some(len) = self.single_len.take() {
-            let frame = self.single.get(..len).unwrap_or_default();
+            let frame = self.single.get(..usize::from(len)).unwrap_or_default();
             let d = codec::decompress(&self.rules, frame, Direction::Down, &self.cfg, out)?;
             return Ok(DeviceAction::Delivered { len: d.len });
         }
