@@ -350,7 +350,10 @@ fn compress_with<'a, const INTERPRET: bool>(
 ) -> Result<Compressed, CompressError> {
     let h = Headers::parse_from(packet, dir, cfg.first_layer);
     let mut m = Matcher::new(&h, cfg);
-    let mut best: Option<(&Rule, usize, Option<Layer>)> = None;
+    // The best rule so far: its total length, deepest layer, and how it matched: through its
+    // compiled entries (and the entries that send a residue, as bits, from its plan) or the
+    // interpreter.
+    let mut best: Option<(&Rule, usize, Option<Layer>, Written<'a>)> = None;
     // The compiled form, trusted only in a validated set (which `validate` checked it against)
     // unless the caller asked for it alone.
     let compiled = set
@@ -372,22 +375,22 @@ fn compress_with<'a, const INTERPRET: bool>(
         if !rule.id.is_well_formed() {
             return;
         }
-        let fast = compiled.and_then(|c| c.get(span.range())).and_then(|cf| {
-            match plans.and_then(|p| p.get(2 * i + up)).filter(|p| p.usable) {
-                Some(plan) => m.match_plan(plan, cf, pool),
-                None => m.match_compiled(cf, pool),
-            }
+        let cf = compiled.and_then(|c| c.get(span.range()));
+        let plan = plans.and_then(|p| p.get(2 * i + up)).filter(|p| p.usable);
+        let fast = cf.and_then(|cf| match plan {
+            Some(plan) => m.match_plan(plan, cf, pool),
+            None => m.match_compiled(cf, pool),
         });
-        let result = match fast {
-            Some(r) => r,
-            None if INTERPRET => m.match_rule(set, rule).ok(),
-            None => None,
+        let (result, how) = match (fast, cf) {
+            (Some(r), Some(cf)) => (r, Written::Compiled(cf, plan.map(|p| p.sends))),
+            _ if INTERPRET => (m.match_rule(set, rule).ok(), Written::Interpreted),
+            _ => (None, Written::Interpreted),
         };
         if let Some((residue, layer)) = result {
             let payload = packet.len() - h.layer_end(layer);
             let total = rule.id.length as usize + residue + payload * 8;
             if best.is_none_or(|b| total < b.1) {
-                best = Some((rule, total, layer));
+                best = Some((rule, total, layer, how));
             }
         }
     };
@@ -409,7 +412,7 @@ fn compress_with<'a, const INTERPRET: bool>(
             .for_each(|(i, r)| consider(i, r)),
     }
     // No match: the no-compression rule, which writes like a rule that covers no layer.
-    let (rule, total, layer) = match best {
+    let (rule, total, layer, how) = match best {
         Some(b) => b,
         None => {
             let rule = set.no_compression().ok_or(CompressError::NoMatch)?;
@@ -419,7 +422,12 @@ fn compress_with<'a, const INTERPRET: bool>(
                     read_as: None,
                 });
             }
-            (rule, rule.id.length as usize + packet.len() * 8, None)
+            (
+                rule,
+                rule.id.length as usize + packet.len() * 8,
+                None,
+                Written::Interpreted,
+            )
         }
     };
     let word = cfg.l2_word.max(1) as usize;
@@ -439,9 +447,29 @@ fn compress_with<'a, const INTERPRET: bool>(
         .map_err(write)?;
     // Only value-sent, mapping-sent and LSB write a residue: the other descriptors (most of
     // a typical rule) are skipped before their field is looked up.
-    for fd in set.fields(rule) {
-        if matches!(fd.cda, Cda::ValueSent | Cda::MappingSent | Cda::Lsb) && fd.di.applies(dir) {
-            m.write_residue(set, fd, &mut w).map_err(write)?;
+    match how {
+        Written::Compiled(cf, Some(mut sends)) => {
+            while let Some(c) = cf.get(sends.trailing_zeros() as usize) {
+                sends &= sends.wrapping_sub(1);
+                m.write_compiled(c, &mut w).map_err(write)?;
+            }
+        }
+        Written::Compiled(cf, None) => {
+            let d = if dir == Direction::Up { DI_UP } else { DI_DOWN };
+            for c in cf {
+                if c.op() & d != 0 && matches!((c.op() >> 3) & 7, CDA_VALUE_SENT | CDA_LSB) {
+                    m.write_compiled(c, &mut w).map_err(write)?;
+                }
+            }
+        }
+        Written::Interpreted => {
+            for fd in set.fields(rule) {
+                if matches!(fd.cda, Cda::ValueSent | Cda::MappingSent | Cda::Lsb)
+                    && fd.di.applies(dir)
+                {
+                    m.write_residue(set, fd, &mut w).map_err(write)?;
+                }
+            }
         }
     }
     let start = h.layer_end(layer);
@@ -472,6 +500,15 @@ fn compress_with<'a, const INTERPRET: bool>(
         bits,
         len,
     })
+}
+
+/// How compression matched the rule it writes, hence how it writes the residues.
+#[derive(Debug, Clone, Copy)]
+enum Written<'a> {
+    /// Through the rule's compiled entries; with a plan, the entries that send a residue.
+    Compiled(&'a [CompiledField], Option<u64>),
+    /// Through the interpreter (or the no-compression rule).
+    Interpreted,
 }
 
 /// The most candidate rules [`candidates`] gathers; with more, compression tries every rule.
@@ -1274,6 +1311,40 @@ impl<'h, 'p> Matcher<'h, 'p> {
                 self.checksum
             }
             _ => None,
+        }
+    }
+
+    /// Writes the residue of compiled entry `c` (value-sent or LSB) of the matched rule.
+    #[inline(always)]
+    fn write_compiled(&self, c: &CompiledField, w: &mut BitWriter<'_>) -> Result<(), BitError> {
+        let key = c.key();
+        let f = if key < OPTION_KEY {
+            self.h.place(usize::from(key))
+        } else {
+            match self.h.option_field(key - OPTION_KEY, c.fp()) {
+                Some(f) => f,
+                None => return Ok(()),
+            }
+        };
+        let data = self.h.data();
+        let (off, len) = (f.off as usize, f.len as usize);
+        let (off, len) = match (c.op() >> 3) & 7 {
+            CDA_VALUE_SENT => {
+                if c.len() == LEN_VARIABLE {
+                    w.write_size_prefix(len / 8)?;
+                }
+                (off, len)
+            }
+            CDA_LSB => {
+                let x = usize::from(c.arg()).min(len);
+                (off + x, len - x)
+            }
+            _ => return Ok(()),
+        };
+        if len <= 64 {
+            w.write(get_bits(data, off, len as u32), len as u32)
+        } else {
+            w.copy_bits(data, off, len)
         }
     }
 
