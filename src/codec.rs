@@ -395,10 +395,14 @@ fn compress_with<'a, const INTERPRET: bool>(
         }
     };
     // The rules that can match, in set order, from the index; without one (or with too many
-    // candidates), every rule. The same rules match either way, tried in the same order.
+    // candidates), every rule. The same rules match either way, tried in the same order. An
+    // index without key fields (rules that no field tells apart, as on most devices) makes
+    // every compression rule a candidate: no need to probe it.
     let mut cands = Vec::new();
     match set.index() {
-        Some(ix) if candidates(ix, &h, &mut cands) => {
+        Some(ix)
+            if ix.keys.first().is_some_and(|k| k.fp != 0) && candidates(ix, &h, &mut cands) =>
+        {
             for &i in cands.iter() {
                 if let Some(rule) = set.rules().get(i as usize) {
                     consider(i as usize, rule);
@@ -1113,6 +1117,9 @@ impl<'h, 'p> Matcher<'h, 'p> {
             }
         }
         let mut bits = p.residue as usize;
+        if p.token_sent {
+            bits += h.place(usize::from(TOKEN_KEY)).len as usize;
+        }
         let mut rest = p.rest;
         while rest != 0 {
             let c = cf.get(rest.trailing_zeros() as usize)?;

@@ -209,6 +209,8 @@ pub struct RulePlan {
     pub options: u8,
     /// Whether one of them is the CoAP token.
     pub token: bool,
+    /// Whether the token is ignored and sent (TKL bytes of residue, in no word).
+    pub token_sent: bool,
     /// Residue bits of the entries the words cover.
     pub residue: u32,
     /// The entries matched one by one, as bits of their index in the rule.
@@ -254,6 +256,11 @@ impl RulePlan {
             }
             p.header_fields += 1;
             p.token |= key == TOKEN_KEY;
+            if key == TOKEN_KEY && c.len() == LEN_TOKEN && mo == MO_IGNORE && cda == CDA_VALUE_SENT
+            {
+                p.token_sent = true;
+                continue;
+            }
             let Some(place) = HEADER_PLACES.get(usize::from(key)) else {
                 return unusable;
             };
