@@ -348,7 +348,8 @@ fn compress_with<'a, const INTERPRET: bool>(
     cfg: &Config,
     out: &mut [u8],
 ) -> Result<Compressed, CompressError> {
-    let h = Headers::parse_from(packet, dir, cfg.first_layer);
+    let mut h = Headers::unparsed(packet, dir, cfg.first_layer);
+    h.parse_in_place();
     let mut m = Matcher::new(&h, cfg);
     // The best rule so far: its total length, deepest layer, and how it matched: through its
     // compiled entries (and the entries that send a residue, as bits, from its plan) or the

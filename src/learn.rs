@@ -824,7 +824,7 @@ fn shape_of(s: &Sample) -> Shape {
         depth,
         token: depth == 3 && h.field(Fid::CoapToken, 1).is_some_and(|f| f.len > 0),
         options: if depth == 3 {
-            h.options().iter().map(|o| (o.number, o.position)).collect()
+            h.options().map(|o| (o.number, o.position)).collect()
         } else {
             Vec::new()
         },

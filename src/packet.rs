@@ -9,7 +9,6 @@
 //!
 //! This module owns the wire layouts; it knows nothing about rules.
 
-use heapless::Vec;
 use thiserror::Error;
 
 use crate::rule::fid::HEADER_PLACES;
@@ -97,7 +96,10 @@ pub struct Headers<'p> {
     /// Bit offsets of the IPv6, UDP and CoAP headers (meaningful for the parsed layers).
     base: [u32; 3],
     tkl: u8,
-    options: Vec<CoapOption, MAX_OPTIONS>,
+    /// Where the CoAP options start (byte offset) and how many there are: they are walked
+    /// again when asked for ([`Headers::options`]), not stored.
+    options_at: usize,
+    n_options: u8,
     udp_start: usize,
     coap_end: usize,
     coap_error: Option<CoapError>,
@@ -113,54 +115,70 @@ impl<'p> Headers<'p> {
     /// `Layer::Udp` for a UDP datagram, `Layer::Coap` for a bare CoAP message (as in OSCORE
     /// inner compression or SCHC between CoAP endpoints).
     pub fn parse_from(data: &'p [u8], direction: Direction, first: Layer) -> Self {
-        let mut h = Headers {
+        let mut h = Self::unparsed(data, direction, first);
+        h.parse_in_place();
+        h
+    }
+
+    /// The headers of `data` before [`Headers::parse_in_place`]: no layer. Built in the caller's frame
+    /// and parsed in place, the (option table sized) struct is never copied.
+    #[inline(always)]
+    pub(crate) fn unparsed(data: &'p [u8], direction: Direction, first: Layer) -> Self {
+        Headers {
             data,
             direction,
             first,
             depth: None,
             base: [0; 3],
             tkl: 0,
-            options: Vec::new(),
+            options_at: 0,
+            n_options: 0,
             udp_start: 0,
             coap_end: data.len(),
             coap_error: None,
-        };
+        }
+    }
+
+    /// Parses the packet of [`Headers::unparsed`] in place.
+    pub(crate) fn parse_in_place(&mut self) {
+        let (data, first) = (self.data, self.first);
+        let h = self;
         let mut next = 0usize;
         if first == Layer::Ipv6 {
             if data.len() < IPV6_HEADER_LEN || data.first().map(|b| b >> 4) != Some(6) {
-                return h;
+                return;
             }
             h.depth = Some(Layer::Ipv6);
             if data.get(6) != Some(&17) {
-                return h;
+                return;
             }
             next = IPV6_HEADER_LEN;
         }
         if first <= Layer::Udp {
             if data.len() < next + UDP_HEADER_LEN {
-                return h;
+                return;
             }
             h.base[1] = (next * 8) as u32;
             h.udp_start = next;
             h.depth = Some(Layer::Udp);
             next += UDP_HEADER_LEN;
             if data.len() == next {
-                return h;
+                return;
             }
         }
-        match parse_coap(data, next, &mut h.options) {
-            Ok((tkl, end)) => {
+        match parse_coap(data, next) {
+            Ok((tkl, end, n)) => {
+                h.options_at = next + 4 + usize::from(tkl);
+                h.n_options = n;
                 h.base[2] = (next * 8) as u32;
                 h.tkl = tkl;
                 h.coap_end = end;
                 h.depth = Some(Layer::Coap);
             }
             Err(e) => {
-                h.options.clear();
                 h.coap_error = Some(e);
             }
         }
-        h
     }
 
     /// The first layer of the packet.
@@ -219,7 +237,7 @@ impl<'p> Headers<'p> {
             Layer::Ipv6 => 10,
             Layer::Udp => 4,
             // A zero-length token (TKL 0) need not be described.
-            Layer::Coap => 5 + usize::from(self.tkl > 0) + self.options.len(),
+            Layer::Coap => 5 + usize::from(self.tkl > 0) + usize::from(self.n_options),
         };
         [Layer::Ipv6, Layer::Udp, Layer::Coap]
             .iter()
@@ -228,9 +246,19 @@ impl<'p> Headers<'p> {
             .sum()
     }
 
-    /// The CoAP options, in packet order.
-    pub fn options(&self) -> &[CoapOption] {
-        &self.options
+    /// The CoAP options, in packet order (none when CoAP was not parsed).
+    pub fn options(&self) -> CoapOptions<'p> {
+        CoapOptions {
+            data: self.data.get(..self.coap_end).unwrap_or(&[]),
+            i: self.options_at,
+            number: 0,
+            last: None,
+            left: if self.has(Layer::Coap) {
+                self.n_options
+            } else {
+                0
+            },
+        }
     }
 
     /// The byte offset of layer `layer`'s header (0 IPv6, 1 UDP, 2 CoAP); 0 for a layer that
@@ -262,10 +290,17 @@ impl<'p> Headers<'p> {
     /// The value of option `number` at position `fp`, if the packet has it.
     #[inline(always)]
     pub(crate) fn option_field(&self, number: u16, fp: u8) -> Option<FieldRef> {
-        self.options
-            .iter()
-            .find(|o| o.number == number && o.position == fp)
-            .map(|o| o.value)
+        for o in self.options() {
+            if o.number >= number {
+                if o.number == number && o.position == fp {
+                    return Some(o.value);
+                }
+                if o.number > number {
+                    return None;
+                }
+            }
+        }
+        None
     }
 
     /// The field `fid` at position `fp` (1-based), if the packet has it.
@@ -284,8 +319,7 @@ impl<'p> Headers<'p> {
                 if !self.has(Layer::Coap) {
                     return None;
                 }
-                self.options
-                    .iter()
+                self.options()
                     .enumerate()
                     .find(|(_, o)| o.number == n && o.position == fp)
                     .map(|(i, o)| (HEADER_FIELDS + i, o.value))
@@ -302,6 +336,7 @@ impl<'p> Headers<'p> {
 }
 
 /// Reads an option delta or length nibble with its extension bytes.
+#[inline(always)]
 fn option_ext(data: &[u8], nibble: u8, i: &mut usize, at: usize) -> Result<u32, CoapError> {
     match nibble {
         0..=12 => Ok(u32::from(nibble)),
@@ -320,13 +355,81 @@ fn option_ext(data: &[u8], nibble: u8, i: &mut usize, at: usize) -> Result<u32, 
     }
 }
 
-/// Parses a CoAP message starting at byte `start`; returns the TKL and the byte offset where
-/// the payload starts (after the payload marker, or the end when there is no payload).
-fn parse_coap(
+/// The CoAP options of a parsed packet, in packet order ([`Headers::options`]): decoded
+/// again from the packet, which parsing checked.
+#[derive(Debug, Clone)]
+pub struct CoapOptions<'p> {
+    data: &'p [u8],
+    i: usize,
+    number: u32,
+    last: Option<(u16, u8)>,
+    left: u8,
+}
+
+impl Iterator for CoapOptions<'_> {
+    type Item = CoapOption;
+
+    #[inline]
+    fn next(&mut self) -> Option<CoapOption> {
+        if self.left == 0 {
+            return None;
+        }
+        self.left -= 1;
+        match next_option(self.data, &mut self.i, &mut self.number, &mut self.last) {
+            Ok(Some(o)) => Some(o),
+            _ => {
+                self.left = 0;
+                None
+            }
+        }
+    }
+
+    fn size_hint(&self) -> (usize, Option<usize>) {
+        (0, Some(usize::from(self.left)))
+    }
+}
+
+/// Decodes the option at byte `*i` (after the previous option number `*number`, the last
+/// option and its position `*last`) and moves past it; `None` at the payload marker or the
+/// end of `data`.
+#[inline(always)]
+fn next_option(
     data: &[u8],
-    start: usize,
-    options: &mut Vec<CoapOption, MAX_OPTIONS>,
-) -> Result<(u8, usize), CoapError> {
+    i: &mut usize,
+    number: &mut u32,
+    last: &mut Option<(u16, u8)>,
+) -> Result<Option<CoapOption>, CoapError> {
+    let at = *i;
+    let b = match data.get(at) {
+        None | Some(0xFF) => return Ok(None),
+        Some(&b) => b,
+    };
+    *i += 1;
+    let delta = option_ext(data, b >> 4, i, at)?;
+    let len = option_ext(data, b & 0x0F, i, at)? as usize;
+    *number += delta;
+    let num = u16::try_from(*number).map_err(|_| CoapError::OptionNumber(at))?;
+    if *i + len > data.len() {
+        return Err(CoapError::OptionTruncated(at));
+    }
+    let position = match *last {
+        Some((n, p)) if n == num => p.saturating_add(1),
+        _ => 1,
+    };
+    *last = Some((num, position));
+    let value = FieldRef::new((*i * 8) as u32, (len * 8) as u32);
+    *i += len;
+    Ok(Some(CoapOption {
+        number: num,
+        position,
+        value,
+    }))
+}
+
+/// Parses a CoAP message starting at byte `start`; returns the TKL, the byte offset where
+/// the payload starts (after the payload marker, or the end when there is no payload), and
+/// the number of options.
+fn parse_coap(data: &[u8], start: usize) -> Result<(u8, usize, u8), CoapError> {
     let first = *data.get(start).ok_or(CoapError::Truncated(start))?;
     if data.len() < start + 4 {
         return Err(CoapError::Truncated(data.len()));
@@ -339,40 +442,17 @@ fn parse_coap(
     if i > data.len() {
         return Err(CoapError::Truncated(data.len()));
     }
-    let mut number: u32 = 0;
-    let mut last: Option<(u16, u8)> = None;
-    loop {
-        let Some(&b) = data.get(i) else {
-            return Ok((tkl, data.len()));
-        };
-        let at = i;
-        if b == 0xFF {
-            if i + 1 >= data.len() {
-                return Err(CoapError::EmptyPayload(at));
-            }
-            return Ok((tkl, i + 1));
+    let (mut number, mut last, mut n) = (0u32, None, 0u8);
+    while next_option(data, &mut i, &mut number, &mut last)?.is_some() {
+        if usize::from(n) == MAX_OPTIONS {
+            return Err(CoapError::TooManyOptions);
         }
-        i += 1;
-        let delta = option_ext(data, b >> 4, &mut i, at)?;
-        let len = option_ext(data, b & 0x0F, &mut i, at)? as usize;
-        number += delta;
-        let num = u16::try_from(number).map_err(|_| CoapError::OptionNumber(at))?;
-        if i + len > data.len() {
-            return Err(CoapError::OptionTruncated(at));
-        }
-        let position = match last {
-            Some((n, p)) if n == num => p.saturating_add(1),
-            _ => 1,
-        };
-        last = Some((num, position));
-        options
-            .push(CoapOption {
-                number: num,
-                position,
-                value: FieldRef::new((i * 8) as u32, (len * 8) as u32),
-            })
-            .map_err(|_| CoapError::TooManyOptions)?;
-        i += len;
+        n += 1;
+    }
+    match data.get(i) {
+        None => Ok((tkl, data.len(), n)),
+        Some(_) if i + 1 >= data.len() => Err(CoapError::EmptyPayload(i)),
+        Some(_) => Ok((tkl, i + 1, n)),
     }
 }
 
@@ -396,7 +476,7 @@ mod tests {
         assert_eq!(h.depth(), Some(Layer::Coap));
         assert_eq!(h.field(Fid::CoapTkl, 1), Some(FieldRef::new(388, 4)));
         assert_eq!(h.field(Fid::CoapToken, 1), Some(FieldRef::new(416, 8)));
-        let o = h.options();
+        let o: std::vec::Vec<CoapOption> = h.options().collect();
         assert_eq!(o.len(), 1);
         assert_eq!((o[0].number, o[0].position), (11, 1));
         assert_eq!(&p[o[0].value.bytes()], b"temperature");
@@ -431,12 +511,12 @@ mod tests {
         coap.extend_from_slice(&[0xED, 0x00, 20, 7]);
         coap.extend_from_slice(&[0xAA; 20]);
         coap.extend_from_slice(&[0xFF, 1, 2]);
-        let mut opts = Vec::new();
-        let (tkl, end) = parse_coap(&coap, 0, &mut opts).unwrap();
-        assert_eq!(tkl, 0);
+        let (tkl, end, n) = parse_coap(&coap, 0).unwrap();
+        assert_eq!((tkl, n), (0, 4));
         assert_eq!(end, coap.len() - 2);
-        let got: std::vec::Vec<(u16, u8, u32)> = opts
-            .iter()
+        let h = Headers::parse_from(&coap, Direction::Up, Layer::Coap);
+        let got: std::vec::Vec<(u16, u8, u32)> = h
+            .options()
             .map(|o| (o.number, o.position, o.value.len))
             .collect();
         assert_eq!(got, [(6, 1, 0), (11, 1, 8), (11, 2, 16), (300, 1, 160)]);
@@ -444,32 +524,25 @@ mod tests {
 
     #[test]
     fn malformed_coap_is_reported_not_parsed() {
-        let mut opts = Vec::new();
+        assert_eq!(parse_coap(&[0x40, 1], 0), Err(CoapError::Truncated(2)));
         assert_eq!(
-            parse_coap(&[0x40, 1], 0, &mut opts),
-            Err(CoapError::Truncated(2))
-        );
-        assert_eq!(
-            parse_coap(&[0x49, 1, 0, 0], 0, &mut opts),
+            parse_coap(&[0x49, 1, 0, 0], 0),
             Err(CoapError::ReservedTkl(9))
         );
         assert_eq!(
-            parse_coap(&[0x40, 1, 0, 0, 0xFF], 0, &mut opts),
+            parse_coap(&[0x40, 1, 0, 0, 0xFF], 0),
             Err(CoapError::EmptyPayload(4))
         );
         assert_eq!(
-            parse_coap(&[0x40, 1, 0, 0, 0xF1, 0], 0, &mut opts),
+            parse_coap(&[0x40, 1, 0, 0, 0xF1, 0], 0),
             Err(CoapError::ReservedNibble(4))
         );
         assert_eq!(
-            parse_coap(&[0x40, 1, 0, 0, 0x13, 0], 0, &mut opts),
+            parse_coap(&[0x40, 1, 0, 0, 0x13, 0], 0),
             Err(CoapError::OptionTruncated(4))
         );
         let mut many = std::vec![0x40, 1, 0, 0];
         many.extend(core::iter::repeat_n(0x10, MAX_OPTIONS + 1));
-        assert_eq!(
-            parse_coap(&many, 0, &mut Vec::new()),
-            Err(CoapError::TooManyOptions)
-        );
+        assert_eq!(parse_coap(&many, 0), Err(CoapError::TooManyOptions));
     }
 }

@@ -1803,7 +1803,7 @@ fn coap_parser_on_arbitrary_udp_payloads() {
             for f in fields_of(&h) {
                 prop_assert!(f.off + f.bits <= bytes.len() * 8, "{:?} past the end", f);
             }
-            let opts = h.options();
+            let opts: Vec<_> = h.options().collect();
             prop_assert!(opts.len() <= MAX_OPTIONS);
             for w in opts.windows(2) {
                 prop_assert!(w[0].number <= w[1].number);
