@@ -200,6 +200,143 @@ pub fn size_prefix_len(size: usize) -> u32 {
     }
 }
 
+/// A sequential writer of MSB-first bit strings that gathers bits in a 64-bit accumulator
+/// and stores them 8 bytes at a time: for output written once from the start, as a SCHC
+/// packet is, each write is a shift and an or. Call [`BitAcc::flush`] to store the last bits
+/// (the rest of the last byte zero); bytes past them are never touched.
+#[derive(Debug)]
+pub struct BitAcc<'a> {
+    buf: &'a mut [u8],
+    /// Bytes stored so far.
+    stored: usize,
+    /// Bits not yet stored, right-aligned (`n` of them, fewer than 64).
+    acc: u64,
+    n: u32,
+}
+
+impl<'a> BitAcc<'a> {
+    /// A writer at the start of `buf`.
+    pub fn new(buf: &'a mut [u8]) -> Self {
+        Self {
+            buf,
+            stored: 0,
+            acc: 0,
+            n: 0,
+        }
+    }
+
+    /// Bits written so far.
+    #[inline(always)]
+    pub fn position(&self) -> usize {
+        self.stored * 8 + self.n as usize
+    }
+
+    /// Writes the low `n` bits of `value` (`n` at most 64).
+    #[inline(always)]
+    pub fn write(&mut self, value: u64, n: u32) -> Result<(), BitError> {
+        if n > 64 {
+            return Err(BitError::TooWide(n));
+        }
+        let value = if n == 64 {
+            value
+        } else {
+            value & ((1u64 << n) - 1)
+        };
+        let free = 64 - self.n;
+        if n < free {
+            self.acc = (self.acc << n) | value;
+            self.n += n;
+            return Ok(());
+        }
+        // Fill the accumulator, store it, keep the rest.
+        let rest = n - free;
+        let word = self.acc.checked_shl(free).unwrap_or(0) | (value >> rest);
+        let at = self.stored;
+        match self
+            .buf
+            .get_mut(at..)
+            .and_then(|s| s.first_chunk_mut::<8>())
+        {
+            Some(w) => *w = word.to_be_bytes(),
+            None => return Err(self.full(n)),
+        }
+        self.stored += 8;
+        self.acc = if rest == 0 {
+            0
+        } else {
+            value & ((1u64 << rest) - 1)
+        };
+        self.n = rest;
+        Ok(())
+    }
+
+    #[cold]
+    fn full(&self, n: u32) -> BitError {
+        BitError::BufferFull {
+            at: self.position(),
+            needed: n as usize,
+            available: (self.buf.len() * 8).saturating_sub(self.position()),
+        }
+    }
+
+    /// Writes an RFC 8724 §7.5.2 size prefix for `size`.
+    pub fn write_size_prefix(&mut self, size: usize) -> Result<(), BitError> {
+        let (v, n) = size_prefix(size)?;
+        self.write(v, n)
+    }
+
+    /// Copies `n` bits starting at bit `off` of `src`. Bits past the end of `src` are zero.
+    pub fn copy_bits(&mut self, src: &[u8], mut off: usize, mut n: usize) -> Result<(), BitError> {
+        if off % 8 == 0 {
+            // Whole bytes, seven at a time while a word can be read.
+            while n >= 56 {
+                let Some(w) = src.get(off / 8..).and_then(|s| s.first_chunk::<8>()) else {
+                    break;
+                };
+                self.write(u64::from_be_bytes(*w) >> 8, 56)?;
+                off += 56;
+                n -= 56;
+            }
+        }
+        while n > 0 {
+            let take = n.min(56) as u32;
+            self.write(get_bits(src, off, take), take)?;
+            off += take as usize;
+            n -= take as usize;
+        }
+        Ok(())
+    }
+
+    /// Writes zero bits up to the next multiple of `word` bits (no-op for `word` 0 or 1).
+    pub fn pad_to(&mut self, word: u32) -> Result<(), BitError> {
+        if word > 1 {
+            let rem = (self.position() % word as usize) as u32;
+            let mut n = if rem == 0 { 0 } else { word - rem };
+            while n > 0 {
+                let take = n.min(64);
+                self.write(0, take)?;
+                n -= take;
+            }
+        }
+        Ok(())
+    }
+
+    /// Stores the bits still in the accumulator (whole bytes, the last one zero-padded) and
+    /// returns the length written in bytes.
+    pub fn flush(&mut self) -> Result<usize, BitError> {
+        let bytes = self.n.div_ceil(8) as usize;
+        if bytes > 0 {
+            let word = self.acc << (64 - self.n);
+            let at = self.stored;
+            let Some(dst) = self.buf.get_mut(at..at + bytes) else {
+                return Err(self.full(0));
+            };
+            dst.copy_from_slice(word.to_be_bytes().get(..bytes).unwrap_or(&[]));
+        }
+        Ok(self.stored + bytes)
+    }
+}
+
 /// A writer of MSB-first bit strings into a caller-owned byte slice. Every bit it writes is set
 /// or cleared, so the buffer need not be zeroed first.
 #[derive(Debug)]
@@ -502,5 +639,65 @@ mod tests {
         w.pad_to(16).unwrap();
         assert_eq!(w.position(), 16);
         assert_eq!(&buf[..2], &[0x80, 0x20]);
+    }
+
+    /// The accumulating writer writes what the read-modify-write writer writes, for runs of
+    /// every width at every alignment, copies from both alignments, and padding, and stores
+    /// nothing past its last byte.
+    #[test]
+    fn accumulator_agrees_with_the_writer() {
+        let src: std::vec::Vec<u8> = (0..200u32).map(|i| (i * 37 + 11) as u8).collect();
+        let mut seed = 0x9E37_79B9_7F4A_7C15u64;
+        let mut next = |m: u64| {
+            seed ^= seed << 13;
+            seed ^= seed >> 7;
+            seed ^= seed << 17;
+            seed % m
+        };
+        for _ in 0..500 {
+            let mut a = [0xA5u8; 700];
+            let mut b = [0u8; 700];
+            let mut acc = BitAcc::new(&mut a);
+            let mut wr = BitWriter::new(&mut b);
+            for _ in 0..next(12) {
+                match next(3) {
+                    0 => {
+                        let n = next(65) as u32;
+                        let v = next(u64::MAX);
+                        acc.write(v, n).unwrap();
+                        let v = if n == 64 { v } else { v & ((1u64 << n) - 1) };
+                        wr.write(v, n).unwrap();
+                    }
+                    1 => {
+                        let (off, n) = (next(400) as usize, next(400) as usize);
+                        acc.copy_bits(&src, off, n).unwrap();
+                        wr.copy_bits(&src, off, n).unwrap();
+                    }
+                    _ => {
+                        let off = next(100) as usize * 8;
+                        let n = next(60) as usize * 8;
+                        acc.copy_bits(&src, off, n).unwrap();
+                        wr.copy_bits(&src, off, n).unwrap();
+                    }
+                }
+                assert_eq!(acc.position(), wr.position());
+            }
+            acc.pad_to(8).unwrap();
+            wr.pad_to(8).unwrap();
+            let len = acc.flush().unwrap();
+            assert_eq!(len, wr.byte_len());
+            assert_eq!(a[..len], b[..len]);
+            assert!(
+                a[len..].iter().all(|&x| x == 0xA5),
+                "bytes past the end untouched"
+            );
+        }
+        // A full buffer is an error, not a panic.
+        let mut small = [0u8; 3];
+        let mut acc = BitAcc::new(&mut small);
+        assert!(acc.write(u64::MAX, 64).is_err());
+        acc.write(0x5, 20).unwrap();
+        assert_eq!(acc.flush().unwrap(), 3);
+        assert!(BitAcc::new(&mut small[..2]).copy_bits(&src, 3, 64).is_err());
     }
 }

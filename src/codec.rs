@@ -13,7 +13,7 @@
 use heapless::Vec;
 use thiserror::Error;
 
-use crate::bits::{get_bits, size_prefix_len, BitError, BitReader, BitWriter};
+use crate::bits::{get_bits, size_prefix_len, BitAcc, BitError, BitReader, BitWriter};
 use crate::packet::{FieldRef, Headers, FIELD_SLOTS, IPV6_HEADER_LEN, MAX_OPTIONS, UDP_HEADER_LEN};
 use crate::rule::compiled::{
     CompiledField, RulePlan, CDA_APP_IID, CDA_COMPUTE, CDA_DEV_IID, CDA_LSB, CDA_NOT_SENT,
@@ -447,7 +447,7 @@ fn compress_with<'a, const INTERPRET: bool>(
         rule: rule.id,
         error: e,
     };
-    let mut w = BitWriter::new(out);
+    let mut w = BitAcc::new(out);
     w.write(u64::from(rule.id.value), u32::from(rule.id.length))
         .map_err(write)?;
     // Only value-sent, mapping-sent and LSB write a residue: the other descriptors (most of
@@ -482,7 +482,7 @@ fn compress_with<'a, const INTERPRET: bool>(
         .map_err(write)?;
     let bits = w.position();
     w.pad_to(word as u32).map_err(write)?;
-    let len = w.byte_len();
+    let len = w.flush().map_err(write)?;
     // In a set that is not prefix-free (unchecked), the ID may read back as another rule, with
     // the exact length or with the padding: refuse rather than let decompression use it.
     let written = out.get(..len).unwrap_or(&[]);
@@ -1324,7 +1324,7 @@ impl<'h, 'p> Matcher<'h, 'p> {
 
     /// Writes the residue of compiled entry `c` (value-sent or LSB) of the matched rule.
     #[inline(always)]
-    fn write_compiled(&self, c: &CompiledField, w: &mut BitWriter<'_>) -> Result<(), BitError> {
+    fn write_compiled(&self, c: &CompiledField, w: &mut BitAcc<'_>) -> Result<(), BitError> {
         let key = c.key();
         let f = if key < OPTION_KEY {
             self.h.place(usize::from(key))
@@ -1361,7 +1361,7 @@ impl<'h, 'p> Matcher<'h, 'p> {
         &self,
         set: &RuleSet<'_>,
         fd: &FieldDesc,
-        w: &mut BitWriter<'_>,
+        w: &mut BitAcc<'_>,
     ) -> Result<(), BitError> {
         let Some(f) = self.h.field(fd.fid, fd.fp) else {
             return Ok(());
