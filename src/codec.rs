@@ -873,28 +873,55 @@ struct Matcher<'h, 'p> {
     udp_len: Option<u16>,
     /// Whether the packet has a CoAP token of length 0 (TKL 0), which a rule need not describe.
     empty_token: bool,
+    /// `CHECK_*` bits of the computed fields that hold their computed value in the packet
+    /// (the checksum's once [`Matcher::checks_hold`] found it so).
+    holds: u8,
 }
 
 impl<'h, 'p> Matcher<'h, 'p> {
+    #[inline(always)]
     fn new(h: &'h Headers<'p>, cfg: &'h Config) -> Self {
+        let data = h.data();
+        let len = data.len();
+        let ipv6_payload_len = u16::try_from(len.wrapping_sub(IPV6_HEADER_LEN)).ok();
+        let udp_len = len
+            .checked_sub(h.udp_start())
+            .and_then(|l| u16::try_from(l).ok());
+        // The lengths in the packet, read as they are (when their layer was parsed).
+        let at = |i: usize| {
+            data.get(i..)
+                .and_then(|b| b.first_chunk::<2>())
+                .map(|b| u16::from_be_bytes(*b))
+        };
+        let mut holds = 0;
+        if h.has(Layer::Ipv6) && ipv6_payload_len.is_some() && at(4) == ipv6_payload_len {
+            holds |= CHECK_PAYLOAD_LENGTH;
+        }
+        if h.has(Layer::Udp) && udp_len.is_some() && at(h.udp_start() + 4) == udp_len {
+            holds |= CHECK_UDP_LENGTH;
+        }
         Self {
             h,
             cfg,
             checksum: None,
-            ipv6_payload_len: Self::length(h, Fid::Ipv6PayloadLength),
-            udp_len: Self::length(h, Fid::UdpLength),
-            empty_token: h.field(Fid::CoapToken, 1).is_some_and(|f| f.len == 0),
+            ipv6_payload_len,
+            udp_len,
+            empty_token: h.has(Layer::Coap) && h.tkl() == 0,
+            holds,
         }
     }
 
-    /// The computed length `fid` of the packet (see [`Matcher::computed`]).
-    fn length(h: &Headers<'_>, fid: Fid) -> Option<u16> {
-        let len = h.data().len();
-        match fid {
-            Fid::Ipv6PayloadLength => u16::try_from(len.checked_sub(IPV6_HEADER_LEN)?).ok(),
-            Fid::UdpLength => u16::try_from(len.checked_sub(h.udp_start())?).ok(),
-            _ => None,
+    /// Whether the computed fields `checks` (`CHECK_*` bits) hold their computed values.
+    #[inline(always)]
+    fn checks_hold(&mut self, checks: u8) -> bool {
+        if checks & !self.holds & CHECK_CHECKSUM != 0 {
+            let sum = self.computed(Fid::UdpChecksum);
+            let f = self.h.place(usize::from(CHECKSUM_KEY));
+            if sum.is_some_and(|v| field_bits(self.h.data(), f) == u64::from(v)) {
+                self.holds |= CHECK_CHECKSUM;
+            }
         }
+        checks & !self.holds == 0
     }
 
     /// If `rule` matches, its residue length in bits and the deepest layer it covers; else
@@ -1097,25 +1124,8 @@ impl<'h, 'p> Matcher<'h, 'p> {
                 return Some(None);
             }
         }
-        if p.checks != 0 {
-            for (check, key) in [
-                (CHECK_PAYLOAD_LENGTH, PAYLOAD_LENGTH_KEY),
-                (CHECK_UDP_LENGTH, UDP_LENGTH_KEY),
-                (CHECK_CHECKSUM, CHECKSUM_KEY),
-            ] {
-                if p.checks & check == 0 {
-                    continue;
-                }
-                let v = match key {
-                    PAYLOAD_LENGTH_KEY => self.ipv6_payload_len,
-                    UDP_LENGTH_KEY => self.udp_len,
-                    _ => self.computed(Fid::UdpChecksum),
-                };
-                let f = h.place(usize::from(key));
-                if v.is_none_or(|v| field_bits(data, f) != u64::from(v)) {
-                    return Some(None);
-                }
-            }
+        if p.checks != 0 && !self.checks_hold(p.checks) {
+            return Some(None);
         }
         let mut bits = p.residue as usize;
         if p.token_sent {
@@ -1134,6 +1144,15 @@ impl<'h, 'p> Matcher<'h, 'p> {
                     None => return Some(None),
                 }
             };
+            // An option equal to a short value, not sent: the common option entry, inline.
+            if key >= OPTION_KEY && c.op() & 0x3F == OP_EQUAL_NOT_SENT && c.len() == LEN_VARIABLE {
+                if f.len != u32::from(c.arg()) * 8
+                    || get_bits(data, f.off as usize, f.len) != c.tv()
+                {
+                    return Some(None);
+                }
+                continue;
+            }
             match self.match_entry(c, f, pool)? {
                 Some(b) => bits += b,
                 None => return Some(None),

@@ -186,6 +186,12 @@ impl<'p> Headers<'p> {
         self.first
     }
 
+    /// The CoAP token length (TKL), 0 when CoAP was not parsed.
+    #[inline(always)]
+    pub fn tkl(&self) -> u8 {
+        self.tkl
+    }
+
     /// Byte offset of the UDP header (when parsed).
     pub fn udp_start(&self) -> usize {
         self.udp_start
@@ -233,17 +239,19 @@ impl<'p> Headers<'p> {
     /// Number of fields in the layers from the first up to and including `layer`.
     #[inline]
     pub fn field_count(&self, layer: Option<Layer>) -> usize {
-        let count = |l: Layer| match l {
-            Layer::Ipv6 => 10,
-            Layer::Udp => 4,
+        let has = |l: Layer| l >= self.first && Some(l) <= layer;
+        let mut n = 0;
+        if has(Layer::Ipv6) {
+            n += 10;
+        }
+        if has(Layer::Udp) {
+            n += 4;
+        }
+        if has(Layer::Coap) {
             // A zero-length token (TKL 0) need not be described.
-            Layer::Coap => 5 + usize::from(self.tkl > 0) + usize::from(self.n_options),
-        };
-        [Layer::Ipv6, Layer::Udp, Layer::Coap]
-            .iter()
-            .filter(|&&l| l >= self.first && Some(l) <= layer)
-            .map(|&l| count(l))
-            .sum()
+            n += 5 + usize::from(self.tkl > 0) + usize::from(self.n_options);
+        }
+        n
     }
 
     /// The CoAP options, in packet order (none when CoAP was not parsed).
