@@ -232,7 +232,7 @@ impl<'a> BitAcc<'a> {
     }
 
     /// Writes the low `n` bits of `value` (`n` at most 64).
-    #[inline(always)]
+    #[cfg_attr(feature = "std", inline(always))]
     pub fn write(&mut self, value: u64, n: u32) -> Result<(), BitError> {
         if n > 64 {
             return Err(BitError::TooWide(n));

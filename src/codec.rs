@@ -324,9 +324,11 @@ pub fn compress<'a>(
 /// [`compress`] with the compiled form of the set's index ([`crate::rule::compiled`]) only,
 /// for a device that links no interpreter: rules with an entry the form cannot express are
 /// never used, and a set without a compiled table compresses nothing (the no-compression
-/// rule). It trusts the compiled table as validation leaves it (no field described twice,
-/// the TKL before its token, target values that fit) even in a set made with
+/// rule). It trusts the set as validation leaves it (no field described twice, the TKL
+/// before its token, target values that fit, prefix-free rule IDs) even when made with
 /// [`RuleSet::new_unchecked`]: check such static tables with [`RuleSet::validate`] in a test.
+/// It tries every rule in set order (a device holds a few) rather than probe the index, and
+/// uses no matching plans.
 /// On a validated set whose rules all compile it gives what [`compress`] gives.
 pub fn compress_compiled<'a>(
     set: &RuleSet<'a>,
@@ -340,7 +342,7 @@ pub fn compress_compiled<'a>(
 
 /// [`compress`] (`INTERPRET`: the interpreter for what the compiled form does not cover, and
 /// the compiled form only in validated sets) or [`compress_compiled`].
-#[inline(always)]
+#[cfg_attr(feature = "std", inline(always))]
 fn compress_with<'a, const INTERPRET: bool>(
     set: &RuleSet<'a>,
     packet: &[u8],
@@ -363,10 +365,11 @@ fn compress_with<'a, const INTERPRET: bool>(
         .filter(|c| !INTERPRET || (!c.is_empty() && set.is_validated()));
     let pool = set.tables().3;
     // The rules' matching plans, trusted as the compiled form is.
+    // (Not on the compiled-only path: devices hold no plans, and it keeps their code small.)
     let plans = set
         .index()
         .map(|ix| ix.plans)
-        .filter(|p| !INTERPRET || (!p.is_empty() && set.is_validated()));
+        .filter(|p| INTERPRET && !p.is_empty() && set.is_validated());
     let up = usize::from(dir == Direction::Down);
     let mut consider = |i: usize, rule: &'a Rule| {
         // A rule whose ID cannot be written as it is (unchecked sets) is never used.
@@ -402,7 +405,9 @@ fn compress_with<'a, const INTERPRET: bool>(
     let mut cands = Vec::new();
     match set.index() {
         Some(ix)
-            if ix.keys.first().is_some_and(|k| k.fp != 0) && candidates(ix, &h, &mut cands) =>
+            if INTERPRET
+                && ix.keys.first().is_some_and(|k| k.fp != 0)
+                && candidates(ix, &h, &mut cands) =>
         {
             for &i in cands.iter() {
                 if let Some(rule) = set.rules().get(i as usize) {
@@ -467,7 +472,8 @@ fn compress_with<'a, const INTERPRET: bool>(
                 }
             }
         }
-        Written::Interpreted => {
+        // (The compiled-only path never interprets: the no-compression rule has no fields.)
+        Written::Interpreted if INTERPRET => {
             for fd in set.fields(rule) {
                 if matches!(fd.cda, Cda::ValueSent | Cda::MappingSent | Cda::Lsb)
                     && fd.di.applies(dir)
@@ -476,6 +482,7 @@ fn compress_with<'a, const INTERPRET: bool>(
                 }
             }
         }
+        Written::Interpreted => {}
     }
     let start = h.layer_end(layer);
     w.copy_bits(packet, start * 8, (packet.len() - start) * 8)
@@ -486,11 +493,12 @@ fn compress_with<'a, const INTERPRET: bool>(
     // In a set that is not prefix-free (unchecked), the ID may read back as another rule, with
     // the exact length or with the padding: refuse rather than let decompression use it.
     let written = out.get(..len).unwrap_or(&[]);
-    // A validated set is prefix-free with well-formed IDs: nothing to check.
+    // A validated set is prefix-free with well-formed IDs: nothing to check. The compiled-only
+    // path trusts its static set as validation leaves it.
     let padded = (len * 8 != bits).then_some(len * 8);
     let lengths = core::iter::once(bits)
         .chain(padded)
-        .filter(|_| !set.is_validated());
+        .filter(|_| INTERPRET && !set.is_validated());
     for bit_len in lengths {
         let read = set.lookup_prefix(written, bit_len);
         if !read.is_some_and(|r| core::ptr::eq(r, rule)) {
@@ -786,7 +794,7 @@ const OP_IGNORE_NOT_SENT: u8 = MO_IGNORE | (CDA_NOT_SENT << 3);
 const OP_IGNORE_COMPUTE: u8 = MO_IGNORE | (CDA_COMPUTE << 3);
 /// The value of a field of at most 64 bits: [`get_bits`] with one word read when the field
 /// lies in the 8 bytes from its first, as header fields do.
-#[inline(always)]
+#[cfg_attr(feature = "std", inline(always))]
 fn field_bits(data: &[u8], f: FieldRef) -> u64 {
     let sh = f.off % 8;
     if f.len > 0 && sh + f.len <= 64 {
@@ -801,7 +809,7 @@ fn field_bits(data: &[u8], f: FieldRef) -> u64 {
 }
 
 /// The 8 bytes of `data` from byte `at`, big-endian, zero past its end.
-#[inline(always)]
+#[cfg_attr(feature = "std", inline(always))]
 fn word_at(data: &[u8], at: usize) -> u64 {
     match data.get(at..) {
         Some(s) => match s.first_chunk::<8>() {
@@ -879,7 +887,7 @@ struct Matcher<'h, 'p> {
 }
 
 impl<'h, 'p> Matcher<'h, 'p> {
-    #[inline(always)]
+    #[cfg_attr(feature = "std", inline(always))]
     fn new(h: &'h Headers<'p>, cfg: &'h Config) -> Self {
         let data = h.data();
         let len = data.len();
@@ -912,7 +920,7 @@ impl<'h, 'p> Matcher<'h, 'p> {
     }
 
     /// Whether the computed fields `checks` (`CHECK_*` bits) hold their computed values.
-    #[inline(always)]
+    #[cfg_attr(feature = "std", inline(always))]
     fn checks_hold(&mut self, checks: u8) -> bool {
         if checks & !self.holds & CHECK_CHECKSUM != 0 {
             let sum = self.computed(Fid::UdpChecksum);
@@ -992,7 +1000,7 @@ impl<'h, 'p> Matcher<'h, 'p> {
     /// matches (its residue length and deepest layer). Only for validated sets: what
     /// validation guarantees (no field described twice, the TKL before a token of
     /// `fl-token-length`, target values that fit) is not checked again.
-    #[inline(always)]
+    #[cfg_attr(feature = "std", inline(always))]
     fn match_compiled(
         &mut self,
         cf: &[CompiledField],
@@ -1095,7 +1103,7 @@ impl<'h, 'p> Matcher<'h, 'p> {
     /// [`Matcher::match_compiled`] with the rule's plan for this direction ([`RulePlan`]):
     /// the layers and the field count first, then the pinned header words, the computed
     /// fields, and the entries the plan leaves to be matched one by one.
-    #[inline(always)]
+    #[cfg_attr(feature = "std", inline(always))]
     fn match_plan(
         &mut self,
         p: &RulePlan,
@@ -1342,7 +1350,7 @@ impl<'h, 'p> Matcher<'h, 'p> {
     }
 
     /// Writes the residue of compiled entry `c` (value-sent or LSB) of the matched rule.
-    #[inline(always)]
+    #[cfg_attr(feature = "std", inline(always))]
     fn write_compiled(&self, c: &CompiledField, w: &mut BitAcc<'_>) -> Result<(), BitError> {
         let key = c.key();
         let f = if key < OPTION_KEY {

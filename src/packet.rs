@@ -344,7 +344,7 @@ impl<'p> Headers<'p> {
 }
 
 /// Reads an option delta or length nibble with its extension bytes.
-#[inline(always)]
+#[cfg_attr(feature = "std", inline(always))]
 fn option_ext(data: &[u8], nibble: u8, i: &mut usize, at: usize) -> Result<u32, CoapError> {
     match nibble {
         0..=12 => Ok(u32::from(nibble)),
@@ -400,7 +400,7 @@ impl Iterator for CoapOptions<'_> {
 /// Decodes the option at byte `*i` (after the previous option number `*number`, the last
 /// option and its position `*last`) and moves past it; `None` at the payload marker or the
 /// end of `data`.
-#[inline(always)]
+#[cfg_attr(feature = "std", inline(always))]
 fn next_option(
     data: &[u8],
     i: &mut usize,
