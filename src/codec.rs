@@ -1474,36 +1474,36 @@ fn rebuild_compiled(
 ) -> Option<usize> {
     let pool = set.tables().3;
     let dir_bit = if dir == Direction::Up { DI_UP } else { DI_DOWN };
+    // `op` masked to this direction and the MO/CDA bits, minus `fast`: 0 or 1 for equal or
+    // ignore with not-sent in this direction (see the loop).
+    let op_mask = dir_bit | 0x3F;
+    let fast = dir_bit | OP_IGNORE_NOT_SENT;
+    const _: () = assert!(OP_EQUAL_NOT_SENT == OP_IGNORE_NOT_SENT + 1);
     let mut vals = [0u64; HEADER_FIELDS];
-    let mut lens = [0u32; HEADER_FIELDS];
     let mut all = 0u64;
     let mut mine = 0u64;
     let mut computed = 0u8;
-    let mut applicable = 0usize;
+    let mut token_bits = 0u32;
     let mut opts: Vec<CompiledOpt, MAX_DECODED> = Vec::new();
     for c in cf {
-        let (op, key, len, tv, arg) = (c.op(), c.key(), c.len(), c.tv(), c.arg());
+        let (op, key) = (c.op(), c.key());
+        // Most entries: a header field before the token (fixed length in a validated set),
+        // rebuilt from its target value; one test on the operation byte, one on the key.
+        if (op & op_mask).wrapping_sub(fast) < 2 && key < TOKEN_KEY {
+            if let Some(v) = vals.get_mut(usize::from(key)) {
+                *v = c.tv();
+            }
+            mine |= 1 << key;
+            continue;
+        }
+        let (len, tv, arg) = (c.len(), c.tv(), c.arg());
         let mo = op & MO_MASK;
-        if mo == 0 {
+        if mo == crate::rule::compiled::MO_FALLBACK {
             return None;
         }
         let bit = 1u64 << key.min(63);
         all |= bit;
         if op & dir_bit == 0 {
-            continue;
-        }
-        applicable += 1;
-        if applicable > MAX_DECODED {
-            return None;
-        }
-        // Most entries: a fixed-length header field rebuilt from its target value.
-        if key < OPTION_KEY
-            && len < LEN_TOKEN
-            && matches!(op & 0x3F, OP_EQUAL_NOT_SENT | OP_IGNORE_NOT_SENT)
-        {
-            *vals.get_mut(usize::from(key))? = tv;
-            *lens.get_mut(usize::from(key))? = u32::from(len);
-            mine |= bit;
             continue;
         }
         let cda = (op >> 3) & 7;
@@ -1564,7 +1564,9 @@ fn rebuild_compiled(
                 return None;
             };
             *vals.get_mut(usize::from(key))? = v;
-            *lens.get_mut(usize::from(key))? = bits;
+            if key == TOKEN_KEY {
+                token_bits = bits;
+            }
         } else {
             opts.push(CompiledOpt {
                 number: key - OPTION_KEY,
@@ -1574,6 +1576,15 @@ fn rebuild_compiled(
             })
             .ok()?;
         }
+    }
+    // The fast entries count in `all` too.
+    all |= mine;
+    // No more fields than the interpreter tracks (it refuses the packet then). In a validated
+    // set each header field is described once per direction, so only many options can exceed.
+    if opts.len() > MAX_DECODED - HEADER_FIELDS
+        && (mine & HEADER_KEYS).count_ones() as usize + opts.len() > MAX_DECODED
+    {
+        return None;
     }
     let first = cfg.first_layer;
     // A field below the first layer is an error (the interpreter's).
@@ -1618,8 +1629,7 @@ fn rebuild_compiled(
         let head = (v(14) << 30) | (v(15) << 28) | (tkl << 24) | (v(17) << 16) | v(18);
         o.put(&(head as u32).to_be_bytes())?;
         if mine & (1 << TOKEN_KEY) != 0 {
-            let bits = lens.get(usize::from(TOKEN_KEY)).copied().unwrap_or(0);
-            if u64::from(bits) != tkl * 8 || tkl > 8 {
+            if u64::from(token_bits) != tkl * 8 || tkl > 8 {
                 return None;
             }
             let token = v(usize::from(TOKEN_KEY)).to_be_bytes();
