@@ -1420,8 +1420,23 @@ impl ByteOut<'_> {
         Some(())
     }
 
+    /// The first `n` (at most 8) bytes of `x`'s big-endian form, byte by byte from a register:
+    /// a few stores, no `memcpy` call for a length known only at run time, nothing written past
+    /// them (more than 8 bytes: zeros after the eighth).
+    #[inline(always)]
+    fn put_top(&mut self, x: u64, n: usize) -> Option<()> {
+        let end = self.pos.checked_add(n)?;
+        let mut w = x;
+        for d in self.buf.get_mut(self.pos..end)? {
+            *d = (w >> 56) as u8;
+            w <<= 8;
+        }
+        self.pos = end;
+        Some(())
+    }
+
     /// `n` bytes from bit `off` of `src` (any alignment): seven at a time while a whole word
-    /// can be read, then byte by byte.
+    /// can be read, then the rest (at most 7 bytes) from one zero-padded word.
     fn copy_bits(&mut self, src: &[u8], off: usize, n: usize) -> Option<()> {
         let mut k = off / 8;
         if off % 8 == 0 {
@@ -1441,16 +1456,28 @@ impl ByteOut<'_> {
             k += 7;
             left -= 7;
         }
-        let dst = self.buf.get_mut(self.pos..self.pos.checked_add(left)?)?;
-        for d in dst.iter_mut() {
-            let hi = *src.get(k)?;
-            let lo = src.get(k + 1).copied().unwrap_or(0);
-            *d = (hi << sh) | (lo >> (8 - sh));
-            k += 1;
-        }
-        self.pos += left;
-        Some(())
+        // The loop stops with fewer than 7 bytes left, or fewer than 8 bytes of `src` from `k`,
+        // when the bounds above leave at most 6 to copy.
+        self.put_top(crate::bits::word_at(src, k) << sh, left)
     }
+}
+
+/// The low `n` (at most 8) bytes of `x` moved to its top, for [`ByteOut::put_top`].
+#[inline(always)]
+fn left_aligned(x: u64, n: usize) -> u64 {
+    x.checked_shl(64u32.saturating_sub(8 * n as u32))
+        .unwrap_or(0)
+}
+
+/// `n` bits of a residue at bit `off` of the SCHC packet: one zero-padded word read
+/// ([`word_at`]) when they lie in the 8 bytes from their first, else [`get_bits`].
+#[inline(always)]
+fn residue(input: &[u8], off: usize, n: u32) -> u64 {
+    let sh = (off % 8) as u32;
+    if n > 0 && n + sh <= 64 {
+        return (crate::bits::word_at(input, off / 8) << sh) >> (64 - n);
+    }
+    get_bits(input, off, n)
 }
 
 /// The TKL's compiled key.
@@ -1535,7 +1562,7 @@ fn rebuild_compiled(
             CDA_VALUE_SENT => {
                 let off = r.skip(bits as usize).ok()?;
                 if bits <= 64 {
-                    OptVal::Word(get_bits(input, off, bits))
+                    OptVal::Word(residue(input, off, bits))
                 } else {
                     OptVal::Input(off)
                 }
@@ -1543,7 +1570,7 @@ fn rebuild_compiled(
             CDA_LSB => {
                 let rest = bits.checked_sub(u32::from(arg))?;
                 let off = r.skip(rest as usize).ok()?;
-                let low = get_bits(input, off, rest);
+                let low = residue(input, off, rest);
                 OptVal::Word(if arg == 0 {
                     low
                 } else {
@@ -1632,8 +1659,8 @@ fn rebuild_compiled(
             if u64::from(token_bits) != tkl * 8 || tkl > 8 {
                 return None;
             }
-            let token = v(usize::from(TOKEN_KEY)).to_be_bytes();
-            o.put(token.get(8 - tkl as usize..)?)?;
+            let token = v(usize::from(TOKEN_KEY));
+            o.put_top(left_aligned(token, tkl as usize), tkl as usize)?;
         } else if tkl != 0 {
             return None;
         }
@@ -1660,11 +1687,16 @@ fn rebuild_compiled(
             prev = opt.number;
             let (dn, dx, dxl) = option_nibble(delta);
             let (ln, lx, lxl) = option_nibble(len);
-            o.put(&[((dn << 4) | ln) as u8])?;
-            o.put(dx.to_be_bytes().get(2 - dxl..)?)?;
-            o.put(lx.to_be_bytes().get(2 - lxl..)?)?;
+            o.put_top((((dn << 4) | ln) as u64) << 56, 1)?;
+            if dxl > 0 {
+                o.put_top(left_aligned(u64::from(dx), dxl), dxl)?;
+            }
+            if lxl > 0 {
+                o.put_top(left_aligned(u64::from(lx), lxl), lxl)?;
+            }
             match opt.val {
-                OptVal::Word(x) => o.put(x.to_be_bytes().get(8usize.checked_sub(len)?..)?)?,
+                OptVal::Word(x) if len <= 8 => o.put_top(left_aligned(x, len), len)?,
+                OptVal::Word(_) => return None,
                 OptVal::Input(off) => o.copy_bits(input, off, len)?,
                 OptVal::Pool(at) => o.put(pool.get(at..at.checked_add(len)?)?)?,
             }
