@@ -1420,23 +1420,43 @@ impl ByteOut<'_> {
         Some(())
     }
 
-    /// The first `n` (at most 8) bytes of `x`'s big-endian form, byte by byte from a register:
-    /// a few stores, no `memcpy` call for a length known only at run time, nothing written past
-    /// them (more than 8 bytes: zeros after the eighth).
+    /// The first `n` (at most 8; `None` for more) bytes of `x`'s big-endian form from a
+    /// register: one 8-byte store, or a 4-, a 2- and a 1-byte store as `n` needs them; no
+    /// `memcpy` call for a length known only at run time, nothing written past them.
     #[inline(always)]
     fn put_top(&mut self, x: u64, n: usize) -> Option<()> {
-        let end = self.pos.checked_add(n)?;
-        let mut w = x;
-        for d in self.buf.get_mut(self.pos..end)? {
-            *d = (w >> 56) as u8;
-            w <<= 8;
+        if n > 8 {
+            return None;
         }
+        let end = self.pos.checked_add(n)?;
+        let d = self.buf.get_mut(self.pos..end)?;
         self.pos = end;
+        if let Some(h) = d.first_chunk_mut::<8>() {
+            *h = x.to_be_bytes();
+            return Some(());
+        }
+        let (mut w, mut at) = (x, 0);
+        if n & 4 != 0 {
+            if let Some(h) = d.first_chunk_mut::<4>() {
+                *h = ((w >> 32) as u32).to_be_bytes();
+            }
+            (w, at) = (w << 32, 4);
+        }
+        if n & 2 != 0 {
+            if let Some(h) = d.get_mut(at..).and_then(|t| t.first_chunk_mut::<2>()) {
+                *h = ((w >> 48) as u16).to_be_bytes();
+            }
+            (w, at) = (w << 16, at + 2);
+        }
+        if let Some(h) = d.get_mut(at) {
+            *h = (w >> 56) as u8;
+        }
         Some(())
     }
 
     /// `n` bytes from bit `off` of `src` (any alignment): seven at a time while a whole word
     /// can be read, then the rest (at most 7 bytes) from one zero-padded word.
+    #[inline(always)]
     fn copy_bits(&mut self, src: &[u8], off: usize, n: usize) -> Option<()> {
         let mut k = off / 8;
         if off % 8 == 0 {
@@ -1462,6 +1482,64 @@ impl ByteOut<'_> {
     }
 }
 
+#[cfg(test)]
+mod byte_out_tests {
+    use super::*;
+
+    #[test]
+    fn put_top_writes_exactly_n_bytes() {
+        let x = 0x0102_0304_0506_0708u64;
+        for room in 0..=10usize {
+            for start in 0..=2usize.min(room) {
+                for n in 0..=9usize {
+                    let mut buf = [0xEEu8; 12];
+                    let mut o = ByteOut {
+                        buf: &mut buf[..room],
+                        pos: start,
+                    };
+                    let r = o.put_top(x, n);
+                    let fits = n <= 8 && start + n <= room;
+                    assert_eq!(r.is_some(), fits, "room {room} start {start} n {n}");
+                    let pos = o.pos;
+                    let mut want = [0xEEu8; 12];
+                    if fits {
+                        assert_eq!(pos, start + n);
+                        want[start..start + n].copy_from_slice(&x.to_be_bytes()[..n]);
+                    }
+                    assert_eq!(buf, want, "room {room} start {start} n {n}");
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn copy_bits_at_every_offset_matches_the_bit_reader() {
+        let src: [u8; 19] = core::array::from_fn(|i| (i as u8).wrapping_mul(37) ^ 0xA5);
+        for off in 0..24usize {
+            for n in 0..=src.len() + 1 {
+                let mut buf = [0u8; 24];
+                let mut o = ByteOut {
+                    buf: &mut buf,
+                    pos: 1,
+                };
+                let fits = off + 8 * n <= src.len() * 8;
+                assert_eq!(o.copy_bits(&src, off, n).is_some(), fits, "off {off} n {n}");
+                if fits {
+                    assert_eq!(o.pos, 1 + n);
+                    for (i, b) in buf[1..1 + n].iter().enumerate() {
+                        assert_eq!(
+                            u64::from(*b),
+                            get_bits(&src, off + 8 * i, 8),
+                            "off {off} n {n}"
+                        );
+                    }
+                    assert!(buf[1 + n..].iter().all(|&b| b == 0) && buf[0] == 0);
+                }
+            }
+        }
+    }
+}
+
 /// The low `n` (at most 8) bytes of `x` moved to its top, for [`ByteOut::put_top`].
 #[inline(always)]
 fn left_aligned(x: u64, n: usize) -> u64 {
@@ -1482,6 +1560,9 @@ fn residue(input: &[u8], off: usize, n: u32) -> u64 {
 
 /// The TKL's compiled key.
 const TKL_KEY: usize = 16;
+/// The UDP checksum's compiled key (see [`PAYLOAD_LENGTH_KEY`]).
+const UDP_CHECKSUM_KEY: u16 = 13;
+const _: () = assert!(matches!(Fid::UdpChecksum.header_index(), Some(13)));
 const _: () = assert!(matches!(Fid::CoapTkl.header_index(), Some(TKL_KEY)));
 
 /// Decompresses with the compiled form `cf` of a validated set's rule (reader after the rule
@@ -1578,7 +1659,14 @@ fn rebuild_compiled(
                 })
             }
             CDA_COMPUTE => {
-                computed |= computed_bit(Fid::from_header_index(usize::from(key))?);
+                // `computed_bit` by key; compute on an option is not for this path.
+                computed |= match key {
+                    PAYLOAD_LENGTH_KEY => computed_bit(Fid::Ipv6PayloadLength),
+                    UDP_LENGTH_KEY => computed_bit(Fid::UdpLength),
+                    UDP_CHECKSUM_KEY => computed_bit(Fid::UdpChecksum),
+                    k if usize::from(k) < HEADER_FIELDS => 0,
+                    _ => return None,
+                };
                 OptVal::Word(0)
             }
             CDA_DEV_IID => OptVal::Word(u64::from_be_bytes(cfg.dev_iid?)),
