@@ -1563,6 +1563,17 @@ const TKL_KEY: usize = 16;
 /// The UDP checksum's compiled key (see [`PAYLOAD_LENGTH_KEY`]).
 const UDP_CHECKSUM_KEY: u16 = 13;
 const _: () = assert!(matches!(Fid::UdpChecksum.header_index(), Some(13)));
+
+/// [`computed_bit`] of the header field with compiled key `key`.
+#[inline(always)]
+fn computed_key_bit(key: u16) -> u8 {
+    match key {
+        PAYLOAD_LENGTH_KEY => computed_bit(Fid::Ipv6PayloadLength),
+        UDP_LENGTH_KEY => computed_bit(Fid::UdpLength),
+        UDP_CHECKSUM_KEY => computed_bit(Fid::UdpChecksum),
+        _ => 0,
+    }
+}
 const _: () = assert!(matches!(Fid::CoapTkl.header_index(), Some(TKL_KEY)));
 
 /// Decompresses with the compiled form `cf` of a validated set's rule (reader after the rule
@@ -1597,9 +1608,20 @@ fn rebuild_compiled(
         let (op, key) = (c.op(), c.key());
         // Most entries: a header field before the token (fixed length in a validated set),
         // rebuilt from its target value; one test on the operation byte, one on the key.
-        if (op & op_mask).wrapping_sub(fast) < 2 && key < TOKEN_KEY {
+        // As one compare: the key with bit 16 up unless the operation is 0 or 1 above `fast`.
+        let y = u32::from((op & op_mask).wrapping_sub(fast) >> 1);
+        if (u32::from(key) | (y << 16)) < u32::from(TOKEN_KEY) {
             if let Some(v) = vals.get_mut(usize::from(key)) {
                 *v = c.tv();
+            }
+            mine |= 1 << key;
+            continue;
+        }
+        // Next most: a computed length or checksum (ignore / compute-* in this direction).
+        if op & op_mask == dir_bit | OP_IGNORE_COMPUTE && key < TOKEN_KEY {
+            computed |= computed_key_bit(key);
+            if let Some(v) = vals.get_mut(usize::from(key)) {
+                *v = 0;
             }
             mine |= 1 << key;
             continue;
@@ -1659,14 +1681,11 @@ fn rebuild_compiled(
                 })
             }
             CDA_COMPUTE => {
-                // `computed_bit` by key; compute on an option is not for this path.
-                computed |= match key {
-                    PAYLOAD_LENGTH_KEY => computed_bit(Fid::Ipv6PayloadLength),
-                    UDP_LENGTH_KEY => computed_bit(Fid::UdpLength),
-                    UDP_CHECKSUM_KEY => computed_bit(Fid::UdpChecksum),
-                    k if usize::from(k) < HEADER_FIELDS => 0,
-                    _ => return None,
-                };
+                // Compute on an option is not for this path.
+                if usize::from(key) >= HEADER_FIELDS {
+                    return None;
+                }
+                computed |= computed_key_bit(key);
                 OptVal::Word(0)
             }
             CDA_DEV_IID => OptVal::Word(u64::from_be_bytes(cfg.dev_iid?)),
