@@ -706,8 +706,13 @@ pub fn udp_checksum(pkt: &[u8]) -> u16 {
         ),
     };
     let sum = add(sum, pkt.get(48..).unwrap_or(&[]));
-    let native = fold(sum);
-    let sum = fold(u64::from(u16::from_be_bytes(native.to_ne_bytes())) + u64::from(udp_len) + 17);
+    // The pseudo-header's UDP length and next header 17, as 16-bit words in the same native
+    // order (byte-swapped on little-endian hosts): one fold for the whole sum. It is never 0
+    // (17 is in it), so the fold's 1..=0xFFFF is the one's complement sum itself.
+    let pseudo = u64::from(udp_len.to_be()) + u64::from(17u16.to_be());
+    let (sum, c) = sum.overflowing_add(pseudo);
+    let native = fold(sum + u64::from(c));
+    let sum = u16::from_be_bytes(native.to_ne_bytes());
     match !sum {
         0 => 0xFFFF,
         c => c,
