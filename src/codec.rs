@@ -1462,7 +1462,7 @@ impl ByteOut<'_> {
     /// `n` bytes from bit `off` of `src` (any alignment): seven at a time while a whole word
     /// can be read, then the rest (at most 7 bytes) from one zero-padded word.
     #[inline(always)]
-    fn copy_bits(&mut self, src: &[u8], off: usize, n: usize) -> Option<()> {
+    fn copy_bits(&mut self, src: &[u8], head: u64, off: usize, n: usize) -> Option<()> {
         let mut k = off / 8;
         if off % 8 == 0 {
             return self.put(src.get(k..k.checked_add(n)?)?);
@@ -1483,7 +1483,7 @@ impl ByteOut<'_> {
         }
         // The loop stops with fewer than 7 bytes left, or fewer than 8 bytes of `src` from `k`,
         // when the bounds above leave at most 6 to copy.
-        self.put_top(crate::bits::word_at(src, k) << sh, left)
+        self.put_top(input_word(src, head, k) << sh, left)
     }
 }
 
@@ -1519,7 +1519,40 @@ mod byte_out_tests {
 
     #[test]
     fn copy_bits_at_every_offset_matches_the_bit_reader() {
-        let src: [u8; 19] = core::array::from_fn(|i| (i as u8).wrapping_mul(37) ^ 0xA5);
+        let all: [u8; 19] = core::array::from_fn(|i| (i as u8).wrapping_mul(37) ^ 0xA5);
+        // Short packets (one head word) and long ones.
+        for src in [
+            &all[..],
+            &all[..9],
+            &all[..8],
+            &all[..7],
+            &all[..3],
+            &all[..0],
+        ] {
+            copy_bits_of(src);
+        }
+    }
+
+    #[test]
+    fn residue_reads_agree_with_get_bits() {
+        let all: [u8; 12] = core::array::from_fn(|i| (i as u8).wrapping_mul(91) ^ 0x3C);
+        for len in 0..=all.len() {
+            let input = &all[..len];
+            let head = input_head(input);
+            for off in 0..=len * 8 {
+                for n in 0..=64u32 {
+                    assert_eq!(
+                        residue(input, head, off, n),
+                        get_bits(input, off, n),
+                        "len {len} off {off} n {n}"
+                    );
+                }
+            }
+        }
+    }
+
+    fn copy_bits_of(src: &[u8]) {
+        let head = input_head(src);
         for off in 0..24usize {
             for n in 0..=src.len() + 1 {
                 let mut buf = [0u8; 24];
@@ -1528,13 +1561,17 @@ mod byte_out_tests {
                     pos: 1,
                 };
                 let fits = off + 8 * n <= src.len() * 8;
-                assert_eq!(o.copy_bits(&src, off, n).is_some(), fits, "off {off} n {n}");
+                assert_eq!(
+                    o.copy_bits(src, head, off, n).is_some(),
+                    fits,
+                    "off {off} n {n}"
+                );
                 if fits {
                     assert_eq!(o.pos, 1 + n);
                     for (i, b) in buf[1..1 + n].iter().enumerate() {
                         assert_eq!(
                             u64::from(*b),
-                            get_bits(&src, off + 8 * i, 8),
+                            get_bits(src, off + 8 * i, 8),
                             "off {off} n {n}"
                         );
                     }
@@ -1552,13 +1589,34 @@ fn left_aligned(x: u64, n: usize) -> u64 {
         .unwrap_or(0)
 }
 
-/// `n` bits of a residue at bit `off` of the SCHC packet: one zero-padded word read
-/// ([`word_at`]) when they lie in the 8 bytes from their first, else [`get_bits`].
+/// [`input_word`]'s `head` of the SCHC packet `input`.
 #[inline(always)]
-fn residue(input: &[u8], off: usize, n: u32) -> u64 {
+fn input_head(input: &[u8]) -> u64 {
+    if input.len() <= 8 {
+        crate::bits::word_at(input, 0)
+    } else {
+        0
+    }
+}
+
+/// The 8 bytes of the SCHC packet `input` from byte `k`, zero-padded ([`word_at`]); `head` is
+/// [`input_head`]`(input)`. A packet of at most 8 bytes (LPWAN packets often are) is that one
+/// word, shifted: no overlapping reads per call.
+#[inline(always)]
+fn input_word(input: &[u8], head: u64, k: usize) -> u64 {
+    if input.len() <= 8 {
+        return if k < 8 { head << (8 * k) } else { 0 };
+    }
+    crate::bits::word_at(input, k)
+}
+
+/// `n` bits of a residue at bit `off` of the SCHC packet `input` (`head`: [`input_head`]): one
+/// zero-padded word read when they lie in the 8 bytes from their first, else [`get_bits`].
+#[inline(always)]
+fn residue(input: &[u8], head: u64, off: usize, n: u32) -> u64 {
     let sh = (off % 8) as u32;
     if n > 0 && n + sh <= 64 {
-        return (crate::bits::word_at(input, off / 8) << sh) >> (64 - n);
+        return (input_word(input, head, off / 8) << sh) >> (64 - n);
     }
     get_bits(input, off, n)
 }
@@ -1603,6 +1661,7 @@ fn rebuild_compiled(
     let op_mask = dir_bit | 0x3F;
     let fast = dir_bit | OP_IGNORE_NOT_SENT;
     const _: () = assert!(OP_EQUAL_NOT_SENT == OP_IGNORE_NOT_SENT + 1);
+    let head = input_head(input);
     let mut vals = [0u64; HEADER_FIELDS];
     let mut all = 0u64;
     let mut mine = 0u64;
@@ -1670,7 +1729,7 @@ fn rebuild_compiled(
             CDA_VALUE_SENT => {
                 let off = r.skip(bits as usize).ok()?;
                 if bits <= 64 {
-                    OptVal::Word(residue(input, off, bits))
+                    OptVal::Word(residue(input, head, off, bits))
                 } else {
                     OptVal::Input(off)
                 }
@@ -1678,7 +1737,7 @@ fn rebuild_compiled(
             CDA_LSB => {
                 let rest = bits.checked_sub(u32::from(arg))?;
                 let off = r.skip(rest as usize).ok()?;
-                let low = residue(input, off, rest);
+                let low = residue(input, head, off, rest);
                 OptVal::Word(if arg == 0 {
                     low
                 } else {
@@ -1809,7 +1868,7 @@ fn rebuild_compiled(
             match opt.val {
                 OptVal::Word(x) if len <= 8 => o.put_top(left_aligned(x, len), len)?,
                 OptVal::Word(_) => return None,
-                OptVal::Input(off) => o.copy_bits(input, off, len)?,
+                OptVal::Input(off) => o.copy_bits(input, head, off, len)?,
                 OptVal::Pool(at) => o.put(pool.get(at..at.checked_add(len)?)?)?,
             }
         }
@@ -1818,7 +1877,7 @@ fn rebuild_compiled(
         }
     }
     let payload = r.remaining() / 8;
-    o.copy_bits(input, r.position(), payload)?;
+    o.copy_bits(input, head, r.position(), payload)?;
     let total = o.pos;
     let udp_start = if first == Layer::Ipv6 {
         IPV6_HEADER_LEN
