@@ -92,6 +92,41 @@ fn get_bits_slow(data: &[u8], off: usize, n: u32) -> u64 {
     value
 }
 
+/// The 8 bytes of `data` from byte `at`, big-endian, the bytes past the end of `data` read as
+/// zero, without a byte loop: from the last 8 bytes of `data` shifted when fewer than 8 are
+/// left, or from two overlapping 4- or 2-byte reads when `data` itself is shorter (a SCHC
+/// packet of a few bytes). Used by the decompressor, which reads residues and the payload
+/// near the end of short packets.
+#[inline]
+pub fn word_at(data: &[u8], at: usize) -> u64 {
+    let s = data.get(at..).unwrap_or(&[]);
+    if let Some(w) = s.first_chunk::<8>() {
+        return u64::from_be_bytes(*w);
+    }
+    // `n` < 8 bytes are left: they go to the top `n` bytes of the word.
+    let n = s.len();
+    let pad = (8 * (8 - n)) as u32;
+    if let Some(last) = data
+        .len()
+        .checked_sub(8)
+        .and_then(|i| data.get(i..))
+        .and_then(|t| t.first_chunk::<8>())
+    {
+        // The last 8 bytes of `data` end where `s` ends.
+        return u64::from_be_bytes(*last).checked_shl(pad).unwrap_or(0);
+    }
+    // The two reads overlap by the same bytes, so OR keeps them.
+    if let (Some(hi), Some(lo)) = (s.first_chunk::<4>(), s.last_chunk::<4>()) {
+        return (u64::from(u32::from_be_bytes(*hi)) << 32)
+            | (u64::from(u32::from_be_bytes(*lo)) << pad);
+    }
+    if let (Some(hi), Some(lo)) = (s.first_chunk::<2>(), s.last_chunk::<2>()) {
+        return (u64::from(u16::from_be_bytes(*hi)) << 48)
+            | (u64::from(u16::from_be_bytes(*lo)) << pad);
+    }
+    s.first().map_or(0, |&b| u64::from(b) << 56)
+}
+
 /// A reader of MSB-first bit strings over a borrowed byte slice.
 #[derive(Debug, Clone)]
 pub struct BitReader<'a> {
@@ -502,6 +537,24 @@ impl<'a> BitWriter<'a> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn word_at_pads_with_zeros_at_every_length_and_offset() {
+        // Every slice of 0..=20 bytes, every start 0..=len+2: the 8 bytes from there, zero past
+        // the end, as a byte-by-byte build gives them.
+        let bytes: [u8; 20] = core::array::from_fn(|i| 0x11u8.wrapping_mul(i as u8 + 1) | 0x80);
+        for len in 0..=bytes.len() {
+            let data = &bytes[..len];
+            for at in 0..=len + 2 {
+                let mut want = 0u64;
+                for i in 0..8 {
+                    want = (want << 8) | u64::from(data.get(at + i).copied().unwrap_or(0));
+                }
+                assert_eq!(word_at(data, at), want, "len {len} at {at}");
+            }
+        }
+        assert_eq!(word_at(&[], usize::MAX), 0);
+    }
 
     #[test]
     fn size_prefix_table_of_rfc8724() {

@@ -770,8 +770,13 @@ pub fn udp_checksum(pkt: &[u8]) -> u16 {
         ),
     };
     let sum = add(sum, pkt.get(48..).unwrap_or(&[]));
-    let native = fold(sum);
-    let sum = fold(u64::from(u16::from_be_bytes(native.to_ne_bytes())) + u64::from(udp_len) + 17);
+    // The pseudo-header's UDP length and next header 17, as 16-bit words in the same native
+    // order (byte-swapped on little-endian hosts): one fold for the whole sum. It is never 0
+    // (17 is in it), so the fold's 1..=0xFFFF is the one's complement sum itself.
+    let pseudo = u64::from(udp_len.to_be()) + u64::from(17u16.to_be());
+    let (sum, c) = sum.overflowing_add(pseudo);
+    let native = fold(sum + u64::from(c));
+    let sum = u16::from_be_bytes(native.to_ne_bytes());
     match !sum {
         0 => 0xFFFF,
         c => c,
@@ -1615,9 +1620,44 @@ impl ByteOut<'_> {
         Some(())
     }
 
+    /// The first `n` (at most 8; `None` for more) bytes of `x`'s big-endian form from a
+    /// register: one 8-byte store, or a 4-, a 2- and a 1-byte store as `n` needs them; no
+    /// `memcpy` call for a length known only at run time, nothing written past them.
+    #[inline(always)]
+    fn put_top(&mut self, x: u64, n: usize) -> Option<()> {
+        if n > 8 {
+            return None;
+        }
+        let end = self.pos.checked_add(n)?;
+        let d = self.buf.get_mut(self.pos..end)?;
+        self.pos = end;
+        if let Some(h) = d.first_chunk_mut::<8>() {
+            *h = x.to_be_bytes();
+            return Some(());
+        }
+        let (mut w, mut at) = (x, 0);
+        if n & 4 != 0 {
+            if let Some(h) = d.first_chunk_mut::<4>() {
+                *h = ((w >> 32) as u32).to_be_bytes();
+            }
+            (w, at) = (w << 32, 4);
+        }
+        if n & 2 != 0 {
+            if let Some(h) = d.get_mut(at..).and_then(|t| t.first_chunk_mut::<2>()) {
+                *h = ((w >> 48) as u16).to_be_bytes();
+            }
+            (w, at) = (w << 16, at + 2);
+        }
+        if let Some(h) = d.get_mut(at) {
+            *h = (w >> 56) as u8;
+        }
+        Some(())
+    }
+
     /// `n` bytes from bit `off` of `src` (any alignment): seven at a time while a whole word
-    /// can be read, then byte by byte.
-    fn copy_bits(&mut self, src: &[u8], off: usize, n: usize) -> Option<()> {
+    /// can be read, then the rest (at most 7 bytes) from one zero-padded word.
+    #[inline(always)]
+    fn copy_bits(&mut self, src: &[u8], head: u64, off: usize, n: usize) -> Option<()> {
         let mut k = off / 8;
         if off % 8 == 0 {
             return self.put(src.get(k..k.checked_add(n)?)?);
@@ -1636,20 +1676,162 @@ impl ByteOut<'_> {
             k += 7;
             left -= 7;
         }
-        let dst = self.buf.get_mut(self.pos..self.pos.checked_add(left)?)?;
-        for d in dst.iter_mut() {
-            let hi = *src.get(k)?;
-            let lo = src.get(k + 1).copied().unwrap_or(0);
-            *d = (hi << sh) | (lo >> (8 - sh));
-            k += 1;
-        }
-        self.pos += left;
-        Some(())
+        // The loop stops with fewer than 7 bytes left, or fewer than 8 bytes of `src` from `k`,
+        // when the bounds above leave at most 6 to copy.
+        self.put_top(input_word(src, head, k) << sh, left)
     }
+}
+
+#[cfg(test)]
+mod byte_out_tests {
+    use super::*;
+
+    #[test]
+    fn put_top_writes_exactly_n_bytes() {
+        let x = 0x0102_0304_0506_0708u64;
+        for room in 0..=10usize {
+            for start in 0..=2usize.min(room) {
+                for n in 0..=9usize {
+                    let mut buf = [0xEEu8; 12];
+                    let mut o = ByteOut {
+                        buf: &mut buf[..room],
+                        pos: start,
+                    };
+                    let r = o.put_top(x, n);
+                    let fits = n <= 8 && start + n <= room;
+                    assert_eq!(r.is_some(), fits, "room {room} start {start} n {n}");
+                    let pos = o.pos;
+                    let mut want = [0xEEu8; 12];
+                    if fits {
+                        assert_eq!(pos, start + n);
+                        want[start..start + n].copy_from_slice(&x.to_be_bytes()[..n]);
+                    }
+                    assert_eq!(buf, want, "room {room} start {start} n {n}");
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn copy_bits_at_every_offset_matches_the_bit_reader() {
+        let all: [u8; 19] = core::array::from_fn(|i| (i as u8).wrapping_mul(37) ^ 0xA5);
+        // Short packets (one head word) and long ones.
+        for src in [
+            &all[..],
+            &all[..9],
+            &all[..8],
+            &all[..7],
+            &all[..3],
+            &all[..0],
+        ] {
+            copy_bits_of(src);
+        }
+    }
+
+    #[test]
+    fn residue_reads_agree_with_get_bits() {
+        let all: [u8; 12] = core::array::from_fn(|i| (i as u8).wrapping_mul(91) ^ 0x3C);
+        for len in 0..=all.len() {
+            let input = &all[..len];
+            let head = input_head(input);
+            for off in 0..=len * 8 {
+                for n in 0..=64u32 {
+                    assert_eq!(
+                        residue(input, head, off, n),
+                        get_bits(input, off, n),
+                        "len {len} off {off} n {n}"
+                    );
+                }
+            }
+        }
+    }
+
+    fn copy_bits_of(src: &[u8]) {
+        let head = input_head(src);
+        for off in 0..24usize {
+            for n in 0..=src.len() + 1 {
+                let mut buf = [0u8; 24];
+                let mut o = ByteOut {
+                    buf: &mut buf,
+                    pos: 1,
+                };
+                let fits = off + 8 * n <= src.len() * 8;
+                assert_eq!(
+                    o.copy_bits(src, head, off, n).is_some(),
+                    fits,
+                    "off {off} n {n}"
+                );
+                if fits {
+                    assert_eq!(o.pos, 1 + n);
+                    for (i, b) in buf[1..1 + n].iter().enumerate() {
+                        assert_eq!(
+                            u64::from(*b),
+                            get_bits(src, off + 8 * i, 8),
+                            "off {off} n {n}"
+                        );
+                    }
+                    assert!(buf[1 + n..].iter().all(|&b| b == 0) && buf[0] == 0);
+                }
+            }
+        }
+    }
+}
+
+/// The low `n` (at most 8) bytes of `x` moved to its top, for [`ByteOut::put_top`].
+#[inline(always)]
+fn left_aligned(x: u64, n: usize) -> u64 {
+    x.checked_shl(64u32.saturating_sub(8 * n as u32))
+        .unwrap_or(0)
+}
+
+/// [`input_word`]'s `head` of the SCHC packet `input`.
+#[inline(always)]
+fn input_head(input: &[u8]) -> u64 {
+    if input.len() <= 8 {
+        crate::bits::word_at(input, 0)
+    } else {
+        0
+    }
+}
+
+/// The 8 bytes of the SCHC packet `input` from byte `k`, zero-padded ([`word_at`]); `head` is
+/// [`input_head`]`(input)`. A packet of at most 8 bytes (LPWAN packets often are) is that one
+/// word, shifted: no overlapping reads per call.
+#[inline(always)]
+fn input_word(input: &[u8], head: u64, k: usize) -> u64 {
+    if input.len() <= 8 {
+        return if k < 8 { head << (8 * k) } else { 0 };
+    }
+    crate::bits::word_at(input, k)
+}
+
+/// `n` bits of a residue at bit `off` of the SCHC packet `input` (`head`: [`input_head`]): one
+/// zero-padded word read when they lie in the 8 bytes from their first, else [`get_bits`].
+#[inline(always)]
+fn residue(input: &[u8], head: u64, off: usize, n: u32) -> u64 {
+    let sh = (off % 8) as u32;
+    if n > 0 && n + sh <= 64 {
+        return (input_word(input, head, off / 8) << sh) >> (64 - n);
+    }
+    get_bits(input, off, n)
 }
 
 /// The TKL's compiled key.
 const TKL_KEY: usize = 16;
+/// The UDP checksum's compiled key (see [`PAYLOAD_LENGTH_KEY`]).
+const UDP_CHECKSUM_KEY: u16 = 13;
+const _: () = assert!(matches!(Fid::UdpChecksum.header_index(), Some(13)));
+
+/// [`computed_bit`] of the header field with compiled key `key`.
+#[inline(always)]
+fn computed_key_bit(key: u16) -> u8 {
+    match key {
+        PAYLOAD_LENGTH_KEY => computed_bit(Fid::Ipv6PayloadLength),
+        UDP_LENGTH_KEY => computed_bit(Fid::UdpLength),
+        UDP_CHECKSUM_KEY => computed_bit(Fid::UdpChecksum),
+        _ => 0,
+    }
+}
 const _: () = assert!(matches!(Fid::CoapTkl.header_index(), Some(TKL_KEY)));
 
 /// Decompresses with the compiled form `cf` of a validated set's rule (reader after the rule
@@ -1669,36 +1851,48 @@ fn rebuild_compiled(
 ) -> Option<usize> {
     let pool = set.tables().3;
     let dir_bit = if dir == Direction::Up { DI_UP } else { DI_DOWN };
+    // `op` masked to this direction and the MO/CDA bits, minus `fast`: 0 or 1 for equal or
+    // ignore with not-sent in this direction (see the loop).
+    let op_mask = dir_bit | 0x3F;
+    let fast = dir_bit | OP_IGNORE_NOT_SENT;
+    const _: () = assert!(OP_EQUAL_NOT_SENT == OP_IGNORE_NOT_SENT + 1);
+    let head = input_head(input);
     let mut vals = [0u64; HEADER_FIELDS];
-    let mut lens = [0u32; HEADER_FIELDS];
     let mut all = 0u64;
     let mut mine = 0u64;
     let mut computed = 0u8;
-    let mut applicable = 0usize;
+    let mut token_bits = 0u32;
     let mut opts: Vec<CompiledOpt, MAX_DECODED> = Vec::new();
     for c in cf {
-        let (op, key, len, tv, arg) = (c.op(), c.key(), c.len(), c.tv(), c.arg());
+        let (op, key) = (c.op(), c.key());
+        // Most entries: a header field before the token (fixed length in a validated set),
+        // rebuilt from its target value; one test on the operation byte, one on the key.
+        // As one compare: the key with bit 16 up unless the operation is 0 or 1 above `fast`.
+        let y = u32::from((op & op_mask).wrapping_sub(fast) >> 1);
+        if (u32::from(key) | (y << 16)) < u32::from(TOKEN_KEY) {
+            if let Some(v) = vals.get_mut(usize::from(key)) {
+                *v = c.tv();
+            }
+            mine |= 1 << key;
+            continue;
+        }
+        // Next most: a computed length or checksum (ignore / compute-* in this direction).
+        if op & op_mask == dir_bit | OP_IGNORE_COMPUTE && key < TOKEN_KEY {
+            computed |= computed_key_bit(key);
+            if let Some(v) = vals.get_mut(usize::from(key)) {
+                *v = 0;
+            }
+            mine |= 1 << key;
+            continue;
+        }
+        let (len, tv, arg) = (c.len(), c.tv(), c.arg());
         let mo = op & MO_MASK;
-        if mo == 0 {
+        if mo == crate::rule::compiled::MO_FALLBACK {
             return None;
         }
         let bit = 1u64 << key.min(63);
         all |= bit;
         if op & dir_bit == 0 {
-            continue;
-        }
-        applicable += 1;
-        if applicable > MAX_DECODED {
-            return None;
-        }
-        // Most entries: a fixed-length header field rebuilt from its target value.
-        if key < OPTION_KEY
-            && len < LEN_TOKEN
-            && matches!(op & 0x3F, OP_EQUAL_NOT_SENT | OP_IGNORE_NOT_SENT)
-        {
-            *vals.get_mut(usize::from(key))? = tv;
-            *lens.get_mut(usize::from(key))? = u32::from(len);
-            mine |= bit;
             continue;
         }
         let cda = (op >> 3) & 7;
@@ -1730,7 +1924,7 @@ fn rebuild_compiled(
             CDA_VALUE_SENT => {
                 let off = r.skip(bits as usize).ok()?;
                 if bits <= 64 {
-                    OptVal::Word(get_bits(input, off, bits))
+                    OptVal::Word(residue(input, head, off, bits))
                 } else {
                     OptVal::Input(off)
                 }
@@ -1738,7 +1932,7 @@ fn rebuild_compiled(
             CDA_LSB => {
                 let rest = bits.checked_sub(u32::from(arg))?;
                 let off = r.skip(rest as usize).ok()?;
-                let low = get_bits(input, off, rest);
+                let low = residue(input, head, off, rest);
                 OptVal::Word(if arg == 0 {
                     low
                 } else {
@@ -1746,7 +1940,11 @@ fn rebuild_compiled(
                 })
             }
             CDA_COMPUTE => {
-                computed |= computed_bit(Fid::from_header_index(usize::from(key))?);
+                // Compute on an option is not for this path.
+                if usize::from(key) >= HEADER_FIELDS {
+                    return None;
+                }
+                computed |= computed_key_bit(key);
                 OptVal::Word(0)
             }
             CDA_DEV_IID => OptVal::Word(u64::from_be_bytes(cfg.dev_iid?)),
@@ -1759,7 +1957,9 @@ fn rebuild_compiled(
                 return None;
             };
             *vals.get_mut(usize::from(key))? = v;
-            *lens.get_mut(usize::from(key))? = bits;
+            if key == TOKEN_KEY {
+                token_bits = bits;
+            }
         } else {
             opts.push(CompiledOpt {
                 number: key - OPTION_KEY,
@@ -1769,6 +1969,15 @@ fn rebuild_compiled(
             })
             .ok()?;
         }
+    }
+    // The fast entries count in `all` too.
+    all |= mine;
+    // No more fields than the interpreter tracks (it refuses the packet then). In a validated
+    // set each header field is described once per direction, so only many options can exceed.
+    if opts.len() > MAX_DECODED - HEADER_FIELDS
+        && (mine & HEADER_KEYS).count_ones() as usize + opts.len() > MAX_DECODED
+    {
+        return None;
     }
     let first = cfg.first_layer;
     // A field below the first layer is an error (the interpreter's).
@@ -1813,12 +2022,11 @@ fn rebuild_compiled(
         let head = (v(14) << 30) | (v(15) << 28) | (tkl << 24) | (v(17) << 16) | v(18);
         o.put(&(head as u32).to_be_bytes())?;
         if mine & (1 << TOKEN_KEY) != 0 {
-            let bits = lens.get(usize::from(TOKEN_KEY)).copied().unwrap_or(0);
-            if u64::from(bits) != tkl * 8 || tkl > 8 {
+            if u64::from(token_bits) != tkl * 8 || tkl > 8 {
                 return None;
             }
-            let token = v(usize::from(TOKEN_KEY)).to_be_bytes();
-            o.put(token.get(8 - tkl as usize..)?)?;
+            let token = v(usize::from(TOKEN_KEY));
+            o.put_top(left_aligned(token, tkl as usize), tkl as usize)?;
         } else if tkl != 0 {
             return None;
         }
@@ -1845,12 +2053,17 @@ fn rebuild_compiled(
             prev = opt.number;
             let (dn, dx, dxl) = option_nibble(delta);
             let (ln, lx, lxl) = option_nibble(len);
-            o.put(&[((dn << 4) | ln) as u8])?;
-            o.put(dx.to_be_bytes().get(2 - dxl..)?)?;
-            o.put(lx.to_be_bytes().get(2 - lxl..)?)?;
+            o.put_top((((dn << 4) | ln) as u64) << 56, 1)?;
+            if dxl > 0 {
+                o.put_top(left_aligned(u64::from(dx), dxl), dxl)?;
+            }
+            if lxl > 0 {
+                o.put_top(left_aligned(u64::from(lx), lxl), lxl)?;
+            }
             match opt.val {
-                OptVal::Word(x) => o.put(x.to_be_bytes().get(8usize.checked_sub(len)?..)?)?,
-                OptVal::Input(off) => o.copy_bits(input, off, len)?,
+                OptVal::Word(x) if len <= 8 => o.put_top(left_aligned(x, len), len)?,
+                OptVal::Word(_) => return None,
+                OptVal::Input(off) => o.copy_bits(input, head, off, len)?,
                 OptVal::Pool(at) => o.put(pool.get(at..at.checked_add(len)?)?)?,
             }
         }
@@ -1859,7 +2072,7 @@ fn rebuild_compiled(
         }
     }
     let payload = r.remaining() / 8;
-    o.copy_bits(input, r.position(), payload)?;
+    o.copy_bits(input, head, r.position(), payload)?;
     let total = o.pos;
     let udp_start = if first == Layer::Ipv6 {
         IPV6_HEADER_LEN
