@@ -1011,7 +1011,6 @@ impl<'h, 'p> Matcher<'h, 'p> {
         cf: &[CompiledField],
         pool: &[u8],
     ) -> Option<Option<(usize, Option<Layer>)>> {
-        let data = self.h.data();
         let dir = if self.h.direction() == Direction::Up {
             DI_UP
         } else {
@@ -1044,32 +1043,11 @@ impl<'h, 'p> Matcher<'h, 'p> {
                     None => return Some(None),
                 }
             };
-            let len = c.len();
-            // The common entries of fixed length, inline: equal/not-sent, ignore/not-sent,
-            // ignore/compute; the rest in `match_entry`.
-            let fixed = len < LEN_TOKEN && u32::from(len) == f.len;
-            match op & 0x3F {
-                OP_EQUAL_NOT_SENT if fixed => {
-                    if field_bits(data, f) != c.tv() {
-                        return Some(None);
-                    }
-                }
-                OP_IGNORE_NOT_SENT if fixed => {}
-                OP_IGNORE_COMPUTE if fixed => {
-                    let v = match key {
-                        PAYLOAD_LENGTH_KEY => self.ipv6_payload_len,
-                        UDP_LENGTH_KEY => self.udp_len,
-                        _ => self.computed(Fid::UdpChecksum),
-                    };
-                    match v {
-                        Some(v) if get_bits(data, f.off as usize, f.len) == u64::from(v) => {}
-                        _ => return Some(None),
-                    }
-                }
-                _ => match self.match_entry(c, f, pool)? {
-                    Some(b) => bits += b,
-                    None => return Some(None),
-                },
+            // One general step per entry: this loop serves devices (small code) and the rare
+            // rules without a plan; compression with plans does not come here.
+            match self.match_entry(c, f, pool)? {
+                Some(b) => bits += b,
+                None => return Some(None),
             }
         }
         // The deepest layer of all entries, the first of this direction's.
