@@ -27,6 +27,8 @@ use crate::rule::{
     Nature, Rule, RuleId, RuleSet, HEADER_FIELDS,
 };
 
+mod compact;
+
 /// Settings shared by compression and decompression.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Config {
@@ -1517,7 +1519,13 @@ fn decompress_with<const INTERPRET: bool>(
                 .and_then(|c| c.get(span.range()));
             if let Some(cf) = compiled {
                 let mut r2 = r.clone();
-                if let Some(len) = rebuild_compiled(set, cf, &mut r2, schc, dir, cfg, id, dst) {
+                // The host's fast rebuild, or the device's compact one.
+                let rebuilt = if INTERPRET {
+                    rebuild_compiled(set, cf, &mut r2, schc, dir, cfg, id, dst)
+                } else {
+                    compact::rebuild(set, cf, &mut r2, schc, dir, cfg, id, dst)
+                };
+                if let Some(len) = rebuilt {
                     return Ok(Decompressed { rule_id: id, len });
                 }
             }

@@ -1,0 +1,242 @@
+//! Decompression from the compiled form in little code, for devices: what
+//! [`decompress_compiled`](super::decompress_compiled) runs. The host's
+//! [`decompress`](super::decompress) uses the faster, larger `rebuild_compiled` instead; the
+//! two give the same packets (both are held to the interpreter by `tests/hostile.rs`).
+//!
+//! Each entry of the rule is decoded into a value per header field (or an option to write),
+//! then the headers are written field after field in wire order with the accumulating writer
+//! the compressor also uses, the options sorted as the interpreter sorts them, then the
+//! payload; the computed lengths and checksum are patched last.
+
+use heapless::Vec;
+
+use super::{
+    computed_bit, patch_computed, CompiledOpt, Config, OptVal, IPV6_KEYS, MAX_DECODED, TKL_KEY,
+    UDP_KEYS,
+};
+use crate::bits::{get_bits, BitAcc, BitReader};
+use crate::packet::IPV6_HEADER_LEN;
+use crate::rule::compiled::{
+    CompiledField, CDA_APP_IID, CDA_COMPUTE, CDA_DEV_IID, CDA_LSB, CDA_NOT_SENT, CDA_VALUE_SENT,
+    DI_DOWN, DI_UP, LEN_TOKEN, LEN_VARIABLE, MO_EQUAL_POOL, MO_MASK, OPTION_KEY, TOKEN_KEY,
+};
+use crate::rule::fid::HEADER_PLACES;
+use crate::rule::{Direction, Fid, Layer, RuleId, RuleSet, HEADER_FIELDS};
+
+/// The header fields of each layer in wire order, uplink (Dev first) and downlink.
+const ORDER: [[&[u8]; 3]; 2] = [
+    [
+        &[0, 1, 2, 3, 4, 5, 6, 7, 8, 9],
+        &[10, 11, 12, 13],
+        &[14, 15, 16, 17, 18, 19],
+    ],
+    [
+        &[0, 1, 2, 3, 4, 5, 8, 9, 6, 7],
+        &[11, 10, 12, 13],
+        &[14, 15, 16, 17, 18, 19],
+    ],
+];
+
+/// The header keys of the CoAP layer that must all be described (the token may not be).
+const COAP_FIXED: u64 = 0x7C000;
+
+/// Rebuilds the packet of rule `cf` (a validated set's compiled rule; reader after the rule
+/// ID) into `out`: its length, or `None` for anything the compiled form does not rebuild or
+/// any error (the caller reports it).
+#[allow(clippy::too_many_arguments)]
+pub(super) fn rebuild(
+    set: &RuleSet<'_>,
+    cf: &[CompiledField],
+    r: &mut BitReader<'_>,
+    input: &[u8],
+    dir: Direction,
+    cfg: &Config,
+    id: RuleId,
+    out: &mut [u8],
+) -> Option<usize> {
+    let pool = set.tables().3;
+    let dir_bit = if dir == Direction::Up { DI_UP } else { DI_DOWN };
+    let mut vals = [0u64; HEADER_FIELDS];
+    let mut token_bits = 0u32;
+    let (mut all, mut mine, mut computed) = (0u64, 0u64, 0u8);
+    let mut opts: Vec<CompiledOpt, MAX_DECODED> = Vec::new();
+    let mut applicable = 0usize;
+    for c in cf {
+        let (op, key, len, tv, arg) = (c.op(), c.key(), c.len(), c.tv(), c.arg());
+        let mo = op & MO_MASK;
+        if mo == 0 {
+            return None;
+        }
+        let bit = 1u64 << key.min(63);
+        all |= bit;
+        if op & dir_bit == 0 {
+            continue;
+        }
+        // As many entries as the interpreter decodes.
+        applicable += 1;
+        if applicable > MAX_DECODED {
+            return None;
+        }
+        let cda = (op >> 3) & 7;
+        let bits: u32 = match len {
+            // The TKL, decoded before (validated sets).
+            LEN_TOKEN if mine & (1 << TKL_KEY) != 0 => {
+                u32::try_from(vals.get(TKL_KEY)? * 8).ok()?
+            }
+            LEN_TOKEN => return None,
+            LEN_VARIABLE => match cda {
+                CDA_NOT_SENT if mo == MO_EQUAL_POOL => (tv & 0xFFFF) as u32 * 8,
+                CDA_NOT_SENT => u32::from(arg) * 8,
+                CDA_VALUE_SENT => u32::try_from(r.read_size_prefix().ok()? * 8).ok()?,
+                _ => return None,
+            },
+            l => u32::from(l),
+        };
+        let val = match cda {
+            CDA_NOT_SENT if mo == MO_EQUAL_POOL => OptVal::Pool((tv >> 16) as usize),
+            // A token's target value must fit its TKL bytes.
+            CDA_NOT_SENT if bits < 64 && tv >> bits != 0 => return None,
+            CDA_NOT_SENT => OptVal::Word(tv),
+            CDA_VALUE_SENT | CDA_LSB => {
+                let sent = if cda == CDA_LSB {
+                    bits.checked_sub(u32::from(arg))?
+                } else {
+                    bits
+                };
+                let off = r.skip(sent as usize).ok()?;
+                if sent > 64 {
+                    OptVal::Input(off)
+                } else if cda == CDA_LSB && arg != 0 {
+                    OptVal::Word(((tv >> sent) << sent) | get_bits(input, off, sent))
+                } else {
+                    OptVal::Word(get_bits(input, off, sent))
+                }
+            }
+            CDA_COMPUTE => {
+                computed |= computed_bit(Fid::from_header_index(usize::from(key))?);
+                OptVal::Word(0)
+            }
+            CDA_DEV_IID => OptVal::Word(u64::from_be_bytes(cfg.dev_iid?)),
+            CDA_APP_IID => OptVal::Word(u64::from_be_bytes(cfg.app_iid?)),
+            _ => return None,
+        };
+        mine |= bit;
+        if key < OPTION_KEY {
+            let (OptVal::Word(v), true) = (val, bits <= 64) else {
+                return None;
+            };
+            *vals.get_mut(usize::from(key))? = v;
+            if key == TOKEN_KEY {
+                token_bits = bits;
+            }
+        } else {
+            opts.push(CompiledOpt {
+                number: key - OPTION_KEY,
+                fp: c.fp(),
+                bits,
+                val,
+            })
+            .ok()?;
+        }
+    }
+    let first = cfg.first_layer;
+    // A field below the first layer is an error (the interpreter's).
+    if (first > Layer::Ipv6 && mine & IPV6_KEYS != 0)
+        || (first > Layer::Udp && mine & UDP_KEYS != 0)
+    {
+        return None;
+    }
+    let coap = all & !(IPV6_KEYS | UDP_KEYS) != 0;
+    let udp = coap || all & UDP_KEYS != 0;
+    let ipv6 = udp || all & IPV6_KEYS != 0;
+    let tkl = vals.get(TKL_KEY).copied().unwrap_or(0);
+    // Which layers are written, and the keys each must have described.
+    let layers = [
+        (first == Layer::Ipv6 && ipv6, IPV6_KEYS),
+        (first <= Layer::Udp && udp, UDP_KEYS),
+        (coap, COAP_FIXED),
+    ];
+    if coap && (tkl > 8 || (mine & (1 << TOKEN_KEY) == 0 && tkl != 0)) {
+        return None;
+    }
+    if mine & (1 << TOKEN_KEY) != 0 && u64::from(token_bits) != tkl * 8 {
+        return None;
+    }
+    let mut w = BitAcc::new(out);
+    let order = ORDER.get(usize::from(dir == Direction::Down))?;
+    for ((write, needed), keys) in layers.into_iter().zip(order) {
+        if !write {
+            continue;
+        }
+        if mine & needed != needed {
+            return None;
+        }
+        for &k in keys.iter() {
+            let k = usize::from(k);
+            let bits = match HEADER_PLACES.get(k)?.len {
+                0 => tkl as u32 * 8,
+                l => u32::from(l),
+            };
+            w.write(vals.get(k).copied().unwrap_or(0), bits).ok()?;
+        }
+    }
+    if coap {
+        // Options in (number, position) order; insertion sort, as the interpreter.
+        for i in 1..opts.len() {
+            let mut j = i;
+            while j > 0
+                && opts.get(j - 1).map(|o| (o.number, o.fp)) > opts.get(j).map(|o| (o.number, o.fp))
+            {
+                opts.swap(j - 1, j);
+                j -= 1;
+            }
+        }
+        let mut prev: u16 = 0;
+        for opt in opts.iter() {
+            if opt.bits % 8 != 0 {
+                return None;
+            }
+            let len = opt.bits as usize / 8;
+            let delta = usize::from(opt.number.checked_sub(prev)?);
+            prev = opt.number;
+            let (dn, dx, dxl) = nibble(delta)?;
+            let (ln, lx, lxl) = nibble(len)?;
+            w.write(((dn << 4) | ln) as u64, 8).ok()?;
+            w.write(dx, dxl).ok()?;
+            w.write(lx, lxl).ok()?;
+            match opt.val {
+                OptVal::Word(x) => w.write(x, opt.bits),
+                OptVal::Input(off) => w.copy_bits(input, off, opt.bits as usize),
+                OptVal::Pool(at) => {
+                    let value = pool.get(at..at.checked_add(len)?)?;
+                    w.copy_bits(value, 0, opt.bits as usize)
+                }
+            }
+            .ok()?;
+        }
+        if r.remaining() >= 8 {
+            w.write(0xFF, 8).ok()?;
+        }
+    }
+    let payload = r.remaining() / 8;
+    w.copy_bits(input, r.position(), payload * 8).ok()?;
+    let total = w.flush().ok()?;
+    let udp_start = if first == Layer::Ipv6 {
+        IPV6_HEADER_LEN
+    } else {
+        0
+    };
+    patch_computed(out, total, first, udp_start, computed, id).ok()?;
+    Some(total)
+}
+
+/// A CoAP option delta or length: its nibble, and its extension as a value and a width in
+/// bits (0, 8 or 16); `None` past what 16 bits of extension hold.
+fn nibble(v: usize) -> Option<(usize, u64, u32)> {
+    match v {
+        0..=12 => Some((v, 0, 0)),
+        13..=268 => Some((13, (v - 13) as u64, 8)),
+        269..=65804 => Some((14, (v - 269) as u64, 16)),
+        _ => None,
+    }
+}
