@@ -1290,7 +1290,10 @@ pub fn decompress_bits(
 
 /// [`decompress_bits`] with the compiled form only (see [`compress_compiled`]): a packet of a
 /// rule it cannot rebuild, and every packet the interpreter would refuse, is refused with
-/// [`DecompressError::BadField`] (entry 0) instead of the interpreter's precise error.
+/// [`DecompressError::BadField`] (entry 0) instead of the interpreter's precise error. It reads
+/// the rules, the compiled table and the pool, never the [`FieldDesc`] table (a device need not
+/// link it): the error names entry 0's field as the compiled table records it (an entry the
+/// compiled form cannot express records none, and is named as the IPv6 version).
 pub fn decompress_compiled(
     set: &RuleSet<'_>,
     schc: &[u8],
@@ -1352,7 +1355,10 @@ fn decompress_with<const INTERPRET: bool>(
                 return Err(DecompressError::BadField {
                     rule: id,
                     entry: 0,
-                    fid: set.fields(rule).first().map_or(Fid::Ipv6Version, |f| f.fid),
+                    fid: compiled
+                        .and_then(|c| c.first())
+                        .and_then(compiled_fid)
+                        .unwrap_or(Fid::Ipv6Version),
                     reason: "the compiled form cannot rebuild this packet",
                 });
             }
@@ -1369,6 +1375,14 @@ fn decompress_with<const INTERPRET: bool>(
             .run(&mut r, cfg, dst)?;
             Ok(Decompressed { rule_id: id, len })
         }
+    }
+}
+
+/// The field a compiled entry describes, from its key (header field index, or an option).
+fn compiled_fid(c: &CompiledField) -> Option<Fid> {
+    match c.key().checked_sub(OPTION_KEY) {
+        Some(n) => Some(Fid::CoapOption(n)),
+        None => Fid::from_header_index(usize::from(c.key())),
     }
 }
 
