@@ -97,6 +97,7 @@ fn get_bits_slow(data: &[u8], off: usize, n: u32) -> u64 {
 /// left, or from two overlapping 4- or 2-byte reads when `data` itself is shorter (a SCHC
 /// packet of a few bytes). Used by the decompressor, which reads residues and the payload
 /// near the end of short packets.
+#[cfg(feature = "std")]
 #[inline]
 pub fn word_at(data: &[u8], at: usize) -> u64 {
     let s = data.get(at..).unwrap_or(&[]);
@@ -125,6 +126,15 @@ pub fn word_at(data: &[u8], at: usize) -> u64 {
             | (u64::from(u16::from_be_bytes(*lo)) << pad);
     }
     s.first().map_or(0, |&b| u64::from(b) << 56)
+}
+
+/// [`word_at`] on devices: byte by byte, for less flash.
+#[cfg(not(feature = "std"))]
+pub fn word_at(data: &[u8], at: usize) -> u64 {
+    let s = data.get(at..).unwrap_or(&[]);
+    (0..8).fold(0, |w, i| {
+        (w << 8) | u64::from(s.get(i).copied().unwrap_or(0))
+    })
 }
 
 /// A reader of MSB-first bit strings over a borrowed byte slice.

@@ -1465,7 +1465,10 @@ pub fn decompress_bits(
 
 /// [`decompress_bits`] with the compiled form only (see [`compress_compiled`]): a packet of a
 /// rule it cannot rebuild, and every packet the interpreter would refuse, is refused with
-/// [`DecompressError::BadField`] (entry 0) instead of the interpreter's precise error.
+/// [`DecompressError::BadField`] (entry 0) instead of the interpreter's precise error. It reads
+/// the rules, the compiled table and the pool, never the [`FieldDesc`] table (a device need not
+/// link it): the error names entry 0's field as the compiled table records it (an entry the
+/// compiled form cannot express records none, and is named as the IPv6 version).
 pub fn decompress_compiled(
     set: &RuleSet<'_>,
     schc: &[u8],
@@ -1533,7 +1536,10 @@ fn decompress_with<const INTERPRET: bool>(
                 return Err(DecompressError::BadField {
                     rule: id,
                     entry: 0,
-                    fid: set.fields(rule).first().map_or(Fid::Ipv6Version, |f| f.fid),
+                    fid: compiled
+                        .and_then(|c| c.first())
+                        .and_then(compiled_fid)
+                        .unwrap_or(Fid::Ipv6Version),
                     reason: "the compiled form cannot rebuild this packet",
                 });
             }
@@ -1550,6 +1556,14 @@ fn decompress_with<const INTERPRET: bool>(
             .run(&mut r, cfg, dst)?;
             Ok(Decompressed { rule_id: id, len })
         }
+    }
+}
+
+/// The field a compiled entry describes, from its key (header field index, or an option).
+fn compiled_fid(c: &CompiledField) -> Option<Fid> {
+    match c.key().checked_sub(OPTION_KEY) {
+        Some(n) => Some(Fid::CoapOption(n)),
+        None => Fid::from_header_index(usize::from(c.key())),
     }
 }
 
@@ -1607,9 +1621,10 @@ impl ByteOut<'_> {
     }
 
     /// The first `n` (at most 8; `None` for more) bytes of `x`'s big-endian form from a
-    /// register: one 8-byte store, or a 4-, a 2- and a 1-byte store as `n` needs them; no
-    /// `memcpy` call for a length known only at run time, nothing written past them.
-    #[inline(always)]
+    /// register: on hosts one 8-byte store, or a 4-, a 2- and a 1-byte store as `n` needs them
+    /// (byte by byte on devices); no `memcpy` call for a length known only at run time, nothing
+    /// written past them.
+    #[cfg_attr(feature = "std", inline(always))]
     fn put_top(&mut self, x: u64, n: usize) -> Option<()> {
         if n > 8 {
             return None;
@@ -1617,32 +1632,44 @@ impl ByteOut<'_> {
         let end = self.pos.checked_add(n)?;
         let d = self.buf.get_mut(self.pos..end)?;
         self.pos = end;
-        if let Some(h) = d.first_chunk_mut::<8>() {
-            *h = x.to_be_bytes();
-            return Some(());
-        }
-        let (mut w, mut at) = (x, 0);
-        if n & 4 != 0 {
-            if let Some(h) = d.first_chunk_mut::<4>() {
-                *h = ((w >> 32) as u32).to_be_bytes();
+        // Devices: one byte at a time (less flash).
+        #[cfg(not(feature = "std"))]
+        {
+            let mut w = x;
+            for b in d {
+                *b = (w >> 56) as u8;
+                w <<= 8;
             }
-            (w, at) = (w << 32, 4);
         }
-        if n & 2 != 0 {
-            if let Some(h) = d.get_mut(at..).and_then(|t| t.first_chunk_mut::<2>()) {
-                *h = ((w >> 48) as u16).to_be_bytes();
+        #[cfg(feature = "std")]
+        {
+            if let Some(h) = d.first_chunk_mut::<8>() {
+                *h = x.to_be_bytes();
+                return Some(());
             }
-            (w, at) = (w << 16, at + 2);
-        }
-        if let Some(h) = d.get_mut(at) {
-            *h = (w >> 56) as u8;
+            let (mut w, mut at) = (x, 0);
+            if n & 4 != 0 {
+                if let Some(h) = d.first_chunk_mut::<4>() {
+                    *h = ((w >> 32) as u32).to_be_bytes();
+                }
+                (w, at) = (w << 32, 4);
+            }
+            if n & 2 != 0 {
+                if let Some(h) = d.get_mut(at..).and_then(|t| t.first_chunk_mut::<2>()) {
+                    *h = ((w >> 48) as u16).to_be_bytes();
+                }
+                (w, at) = (w << 16, at + 2);
+            }
+            if let Some(h) = d.get_mut(at) {
+                *h = (w >> 56) as u8;
+            }
         }
         Some(())
     }
 
     /// `n` bytes from bit `off` of `src` (any alignment): seven at a time while a whole word
     /// can be read, then the rest (at most 7 bytes) from one zero-padded word.
-    #[inline(always)]
+    #[cfg_attr(feature = "std", inline(always))]
     fn copy_bits(&mut self, src: &[u8], head: u64, off: usize, n: usize) -> Option<()> {
         let mut k = off / 8;
         if off % 8 == 0 {
@@ -1771,21 +1798,23 @@ fn left_aligned(x: u64, n: usize) -> u64 {
 }
 
 /// [`input_word`]'s `head` of the SCHC packet `input`.
-#[inline(always)]
+#[cfg_attr(feature = "std", inline(always))]
 fn input_head(input: &[u8]) -> u64 {
-    if input.len() <= 8 {
+    // Devices read every word with `word_at` (less flash).
+    if cfg!(feature = "std") && input.len() <= 8 {
         crate::bits::word_at(input, 0)
     } else {
         0
     }
 }
 
-/// The 8 bytes of the SCHC packet `input` from byte `k`, zero-padded ([`word_at`]); `head` is
-/// [`input_head`]`(input)`. A packet of at most 8 bytes (LPWAN packets often are) is that one
-/// word, shifted: no overlapping reads per call.
-#[inline(always)]
+/// The 8 bytes of the SCHC packet `input` from byte `k`, zero-padded
+/// ([`word_at`](crate::bits::word_at)); `head` is [`input_head`]`(input)`. On hosts, a packet of
+/// at most 8 bytes (LPWAN packets often are) is that one word, shifted: no overlapping reads per
+/// call.
+#[cfg_attr(feature = "std", inline(always))]
 fn input_word(input: &[u8], head: u64, k: usize) -> u64 {
-    if input.len() <= 8 {
+    if cfg!(feature = "std") && input.len() <= 8 {
         return if k < 8 { head << (8 * k) } else { 0 };
     }
     crate::bits::word_at(input, k)
@@ -1793,7 +1822,7 @@ fn input_word(input: &[u8], head: u64, k: usize) -> u64 {
 
 /// `n` bits of a residue at bit `off` of the SCHC packet `input` (`head`: [`input_head`]): one
 /// zero-padded word read when they lie in the 8 bytes from their first, else [`get_bits`].
-#[inline(always)]
+#[cfg_attr(feature = "std", inline(always))]
 fn residue(input: &[u8], head: u64, off: usize, n: u32) -> u64 {
     let sh = (off % 8) as u32;
     if n > 0 && n + sh <= 64 {
