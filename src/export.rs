@@ -2,7 +2,8 @@
 //!
 //! [`to_rust`] writes the four tables behind a [`RuleSetBuf`] as `static` items and a
 //! `pub static RULE_SET` that borrows them through [`RuleSet::new_unchecked`]: what
-//! `schc rules export-rust FILE` prints. Every type is named by its full path
+//! `schc rules export-rust FILE` prints. [`to_rust_compiled`] (`--compiled-only`) leaves the
+//! descriptor tables out, for devices on the compiled-only entry points. Every type is named by its full path
 //! (`lpwan_schc::rule::...`), so the text compiles as a module of a `#![no_std]` firmware with
 //! no `use` lines and no allocator. The output is laid out as `rustfmt` would lay it out.
 //!
@@ -14,6 +15,7 @@
 use core::fmt::{self, Write};
 use std::string::String;
 
+use crate::rule::compiled::{MO_EQUAL_POOL, MO_MASK};
 use crate::rule::index::RuleIndexBuf;
 use crate::rule::{FieldDesc, FragParams, Nature, Rule, RuleSet, RuleSetBuf, Timer, ValueRef};
 
@@ -37,7 +39,30 @@ const POOL_PER_LINE: usize = 16;
 pub fn to_rust(set: &RuleSetBuf) -> String {
     let mut out = String::new();
     // Writing into a `String` cannot fail.
-    let _ = write_rust(&mut out, &set.as_set(), set.index());
+    let _ = write_rust(&mut out, &set.as_set(), set.index(), false);
+    out
+}
+
+/// [`to_rust`] without the `FieldDesc` and `ValueRef` tables, for a device that only calls
+/// `codec::compress_compiled` and `codec::decompress_compiled`: the compiled table of the
+/// index (14 bytes a field) stands for the descriptors. `RULE_SET` is then made with empty
+/// `fields` and `values`, so it cannot be validated: check in a test that its tables equal
+/// the ones [`to_rust`] writes for the same file (which validate). A set without an index
+/// (no compression rule compiles) is written as [`to_rust`] writes it.
+///
+/// ```
+/// use lpwan_schc::{export, rule::{RuleId, RuleSetBuf}};
+///
+/// let mut set = RuleSetBuf::new();
+/// set.push_no_compression(RuleId::new(0, 8));
+/// set.build_index().unwrap();
+/// let src = export::to_rust_compiled(&set);
+/// assert!(src.contains("RuleSet::new_unchecked(&RULES, &[], &[], &POOL).with_index(INDEX)"));
+/// assert!(!src.contains("static FIELDS"));
+/// ```
+pub fn to_rust_compiled(set: &RuleSetBuf) -> String {
+    let mut out = String::new();
+    let _ = write_rust(&mut out, &set.as_set(), set.index(), true);
     out
 }
 
@@ -67,8 +92,14 @@ pub fn summary(set: &RuleSet<'_>) -> String {
     )
 }
 
-fn write_rust(out: &mut String, set: &RuleSet<'_>, index: Option<&RuleIndexBuf>) -> fmt::Result {
+fn write_rust(
+    out: &mut String,
+    set: &RuleSet<'_>,
+    index: Option<&RuleIndexBuf>,
+    compiled_only: bool,
+) -> fmt::Result {
     let (rules, fields, values, pool) = set.tables();
+    let compiled_only = compiled_only && index.is_some();
     writeln!(
         out,
         "// Rule set as static tables for `lpwan_schc`, written by `schc rules export-rust`."
@@ -78,6 +109,16 @@ fn write_rust(out: &mut String, set: &RuleSet<'_>, index: Option<&RuleIndexBuf>)
         "// Regenerate it from the JSON rule file rather than editing it."
     )?;
     writeln!(out, "// {}.", summary(set))?;
+    if compiled_only {
+        writeln!(
+            out,
+            "// Compiled form only (`--compiled-only`): for `codec::compress_compiled` and"
+        )?;
+        writeln!(
+            out,
+            "// `codec::decompress_compiled`; the descriptor tables are left out."
+        )?;
+    }
     writeln!(out)?;
 
     writeln!(out, "/// The rules, in set order.")?;
@@ -87,29 +128,45 @@ fn write_rust(out: &mut String, set: &RuleSet<'_>, index: Option<&RuleIndexBuf>)
     }
     close_table(out, rules.len())?;
 
-    writeln!(
-        out,
-        "/// The field descriptors of the compression rules, rule after rule."
-    )?;
-    open_table(out, "FIELDS", "lpwan_schc::rule::FieldDesc", fields.len())?;
-    // The raw table, as the spans in `RULES` index it; a comment where a rule's entries start.
-    for (i, fd) in fields.iter().enumerate() {
-        for rule in rules {
-            if matches!(rule.nature, Nature::Compression(s) if s.start as usize == i && s.len > 0) {
-                writeln!(out, "    // Rule {}.", rule.id)?;
+    if !compiled_only {
+        writeln!(
+            out,
+            "/// The field descriptors of the compression rules, rule after rule."
+        )?;
+        open_table(out, "FIELDS", "lpwan_schc::rule::FieldDesc", fields.len())?;
+        // The raw table, as the spans in `RULES` index it; a comment where a rule's entries start.
+        for (i, fd) in fields.iter().enumerate() {
+            for rule in rules {
+                if matches!(rule.nature, Nature::Compression(s) if s.start as usize == i && s.len > 0)
+                {
+                    writeln!(out, "    // Rule {}.", rule.id)?;
+                }
             }
+            write_field(out, fd)?;
         }
-        write_field(out, fd)?;
-    }
-    close_table(out, fields.len())?;
+        close_table(out, fields.len())?;
 
-    writeln!(out, "/// Where each target value lies in `POOL`.")?;
-    open_table(out, "VALUES", "lpwan_schc::rule::ValueRef", values.len())?;
-    for &ValueRef { offset, len } in values {
-        writeln!(out, "    {PATH}ValueRef::new({offset}, {len}),")?;
+        writeln!(out, "/// Where each target value lies in `POOL`.")?;
+        open_table(out, "VALUES", "lpwan_schc::rule::ValueRef", values.len())?;
+        for &ValueRef { offset, len } in values {
+            writeln!(out, "    {PATH}ValueRef::new({offset}, {len}),")?;
+        }
+        close_table(out, values.len())?;
     }
-    close_table(out, values.len())?;
 
+    // The compiled-only form needs the pool only for values too long to hold inline.
+    let pool = match index {
+        Some(ix)
+            if compiled_only
+                && !ix
+                    .compiled
+                    .iter()
+                    .any(|c| c.op() & MO_MASK == MO_EQUAL_POOL) =>
+        {
+            &[]
+        }
+        _ => pool,
+    };
     writeln!(out, "/// The target values' bytes.")?;
     open_table(out, "POOL", "u8", pool.len())?;
     for line in pool.chunks(POOL_PER_LINE) {
@@ -152,9 +209,14 @@ fn write_rust(out: &mut String, set: &RuleSet<'_>, index: Option<&RuleIndexBuf>)
         "/// The rule set with its index, for `lpwan_schc::codec`."
     )?;
     writeln!(out, "pub static RULE_SET: {PATH}RuleSet<'static> =")?;
+    let tables = if compiled_only {
+        "&RULES, &[], &[], &POOL"
+    } else {
+        "&RULES, &FIELDS, &VALUES, &POOL"
+    };
     writeln!(
         out,
-        "    {PATH}RuleSet::new_unchecked(&RULES, &FIELDS, &VALUES, &POOL).with_index(INDEX);"
+        "    {PATH}RuleSet::new_unchecked({tables}).with_index(INDEX);"
     )
 }
 

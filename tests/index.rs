@@ -335,6 +335,10 @@ fn stale_compiled_table_is_refused() {
 #[path = "../nostd-check/src/rules.rs"]
 mod device_rules;
 
+#[allow(dead_code)]
+#[path = "static_rules/anchor.rs"]
+mod full_rules;
+
 /// The anchor rule (the one the figures in BENCHMARKS.md are measured on) compiles whole, in
 /// the JSON-loaded set and in the device's static tables: a change that made one of its
 /// entries fall back to the interpreter would silently cost the fast path.
@@ -349,12 +353,24 @@ fn anchor_rule_compiles_whole() {
         .fields(rule)
         .iter()
         .all(|fd| !set.compile_field(fd).is_fallback()));
-    let device = device_rules::RULE_SET
+    // The full static tables validate (their index included) ...
+    let full = full_rules::RULE_SET
         .into_validated()
         .expect("the static tables validate");
-    let ix = device.index().unwrap();
+    let ix = full.index().unwrap();
     assert_eq!(ix.compiled, buf.index().unwrap().compiled.as_slice());
     assert_eq!(std::mem::size_of_val(ix.compiled), 21 * 14);
+    // ... and the device's compiled-only tables are the same but for the descriptors.
+    let device = &device_rules::RULE_SET;
+    let dix = device.index().unwrap();
+    let (rules, fields, values, pool) = device.tables();
+    assert_eq!(rules, full.tables().0);
+    assert!(fields.is_empty() && values.is_empty() && pool.is_empty());
+    assert_eq!(
+        (dix.ids, dix.keys, dix.entries),
+        (ix.ids, ix.keys, ix.entries)
+    );
+    assert_eq!(dix.compiled, ix.compiled);
 
     // The device's unchecked static set through the compiled-only entry points (what
     // nostd-check links): the anchor's bytes and back.

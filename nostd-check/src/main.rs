@@ -2,11 +2,11 @@
 //! `benches/anchor.json`) with the anchor rule declared as static tables, on a target with no
 //! allocator. The crate links only if the core never allocates. It uses the compiled-only
 //! entry points (`compress_compiled`, `decompress_compiled`), so the general interpreter is not
-//! linked: the static tables carry the compiled form, and `tests/index.rs` checks that they
-//! validate.
+//! linked, and the static tables carry only the compiled form (no `FieldDesc` tables):
+//! `tests/index.rs` checks that they equal the full tables, which validate.
 //!
-//! `rules.rs` is written by `schc rules export-rust rules/anchor.json`; `tests/cli.rs` checks
-//! that regenerating it gives the same text.
+//! `rules.rs` is written by `schc rules export-rust --compiled-only rules/anchor.json`;
+//! `tests/cli.rs` checks that regenerating it gives the same text.
 
 #![no_std]
 #![no_main]

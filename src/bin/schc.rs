@@ -72,6 +72,10 @@ enum RulesCommand {
     },
     /// Prints the rule set as Rust `static` tables for a `no_std` device.
     ExportRust {
+        /// Leave out the descriptor tables: the compiled form only, for a device that calls
+        /// `compress_compiled` and `decompress_compiled` (14 bytes a field).
+        #[arg(long)]
+        compiled_only: bool,
         /// RFC 9363 JSON rule file.
         file: PathBuf,
     },
@@ -198,7 +202,17 @@ fn run(command: Command) -> Result<(), String> {
             let summary = export::summary(&rules.as_set());
             print(&format!("{}: {summary}\n", file.display()))
         }
-        Command::Rules(RulesCommand::ExportRust { file }) => print(&export::to_rust(&load(&file)?)),
+        Command::Rules(RulesCommand::ExportRust {
+            file,
+            compiled_only,
+        }) => {
+            let set = load(&file)?;
+            print(&if compiled_only {
+                export::to_rust_compiled(&set)
+            } else {
+                export::to_rust(&set)
+            })
+        }
         Command::Rules(RulesCommand::Learn(args)) => ratio_cmd::learn(args),
         Command::Rules(RulesCommand::Convert(args)) => ratio_cmd::convert(args),
         Command::Ratio(args) => ratio_cmd::ratio(args),
