@@ -93,8 +93,9 @@ pub struct Headers<'p> {
     direction: Direction,
     first: Layer,
     depth: Option<Layer>,
-    /// Bit offsets of the IPv6, UDP and CoAP headers (meaningful for the parsed layers).
-    base: [u32; 3],
+    /// Byte offsets of the IPv6, UDP and CoAP headers (meaningful for the parsed layers; the
+    /// fourth entry pads the table to a power of two, so a masked index needs no check).
+    start: [usize; 4],
     tkl: u8,
     /// Where the CoAP options start (byte offset) and how many there are: they are walked
     /// again when asked for ([`Headers::options`]), not stored.
@@ -129,7 +130,7 @@ impl<'p> Headers<'p> {
             direction,
             first,
             depth: None,
-            base: [0; 3],
+            start: [0; 4],
             tkl: 0,
             options_at: 0,
             n_options: 0,
@@ -158,7 +159,7 @@ impl<'p> Headers<'p> {
             if data.len() < next + UDP_HEADER_LEN {
                 return;
             }
-            h.base[1] = (next * 8) as u32;
+            h.start[1] = next;
             h.udp_start = next;
             h.depth = Some(Layer::Udp);
             next += UDP_HEADER_LEN;
@@ -170,7 +171,7 @@ impl<'p> Headers<'p> {
             Ok((tkl, end, n)) => {
                 h.options_at = next + 4 + usize::from(tkl);
                 h.n_options = n;
-                h.base[2] = (next * 8) as u32;
+                h.start[2] = next;
                 h.tkl = tkl;
                 h.coap_end = end;
                 h.depth = Some(Layer::Coap);
@@ -273,9 +274,8 @@ impl<'p> Headers<'p> {
     /// was not parsed.
     #[inline(always)]
     pub(crate) fn layer_start(&self, layer: u8) -> usize {
-        self.base
-            .get(usize::from(layer))
-            .map_or(0, |&b| b as usize / 8)
+        // (In bounds: the mask keeps the index below 4, so the check folds away.)
+        self.start.get(usize::from(layer) & 3).copied().unwrap_or(0)
     }
 
     /// Where header field `i` would be, from its layer's start, whether or not the layer was
@@ -291,7 +291,7 @@ impl<'p> Headers<'p> {
         } else {
             u32::from(p.len)
         };
-        let base = self.base.get(usize::from(p.layer)).copied().unwrap_or(0);
+        let base = (self.layer_start(p.layer) * 8) as u32;
         FieldRef::new(base + u32::from(p.offset(self.direction)), len)
     }
 
