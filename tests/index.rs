@@ -353,6 +353,55 @@ fn anchor_rule_compiles_whole() {
         .fields(rule)
         .iter()
         .all(|fd| !set.compile_field(fd).is_fallback()));
+    // Its uplink plan: the pinned header fields as seven masked words (IPv6 version to hop
+    // limit with the payload length left out, the four address halves, the UDP ports, the
+    // CoAP header with the MID's 12 high bits), the three computed fields as checks, the
+    // token and the MID's 4 low bits as residue, and only Uri-Path left to match alone.
+    let plans = buf.index().unwrap().plans.clone();
+    let i = set
+        .rules()
+        .iter()
+        .position(|r| r.id == RuleId::new(1, 8))
+        .unwrap();
+    let up = &plans[2 * i];
+    assert!(up.usable);
+    let words: Vec<(u8, u8, u64, u64)> = up.words[..usize::from(up.n_words)]
+        .iter()
+        .map(|w| (w.layer, w.at, w.mask, w.value))
+        .collect();
+    assert_eq!(
+        words,
+        [
+            (0, 0, 0xFFFF_FFFF_0000_FFFF, 0x6000_0000_0000_1140),
+            (0, 8, u64::MAX, 0x2001_0db8_000a_0000),
+            (0, 16, u64::MAX, 0x0000_0000_0000_0003),
+            (0, 24, u64::MAX, 0x2001_0db8_000a_0000),
+            (0, 32, u64::MAX, 0x0000_0000_0000_0020),
+            (1, 0, 0xFFFF_FFFF_0000_0000, 0xd100_1633_0000_0000),
+            (2, 0, 0xFFFF_FFF0_0000_0000, 0x4101_1230_0000_0000),
+        ]
+    );
+    assert_eq!(up.checks, 0b111);
+    assert_eq!((up.residue, up.token_sent), (4, true));
+    assert_eq!(up.rest.count_ones(), 1);
+    assert_eq!(
+        (up.header_fields, up.options, up.layer, up.first),
+        (20, 1, 3, 1)
+    );
+    // Downlink, the device's address and port are the destination's: by place, the
+    // application's IID now comes first and the ports swap.
+    let down = &plans[2 * i + 1];
+    let mut at: Vec<(u8, u8, u64)> = down.words[..usize::from(down.n_words)]
+        .iter()
+        .map(|w| (w.layer, w.at, w.value))
+        .collect();
+    at.sort_unstable();
+    assert_eq!(
+        at[1..5].iter().map(|w| w.2).collect::<Vec<_>>(),
+        [0x2001_0db8_000a_0000, 0x20, 0x2001_0db8_000a_0000, 0x3]
+    );
+    assert_eq!(at[5], (1, 0, 0x1633_d100_0000_0000));
+
     // The full static tables validate (their index included) ...
     let full = full_rules::RULE_SET
         .into_validated()

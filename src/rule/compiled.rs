@@ -308,7 +308,9 @@ impl RulePlan {
                     let n = usize::from(p.n_words);
                     if let Some(w) = p.words.get_mut(n) {
                         w.layer = place.layer;
-                        w.at = (o / 8) as u8;
+                        // 8-byte aligned: no header field crosses such a boundary, so
+                        // the fields of a window share one word in either direction.
+                        w.at = (o / 64 * 8) as u8;
                     }
                     p.n_words += 1;
                     n
