@@ -186,7 +186,7 @@ pub const CHECK_CHECKSUM: u8 = 4;
 /// otherwise do per entry: the header fields the rule pins with equal or MSB are checked a
 /// word at a time, the layers and the field count from precomputed masks, and only the
 /// entries left in `rest` (CoAP options, the token, device and application IIDs, fields of
-/// an unexpected length) one by one. It costs 2 × 232 bytes per rule, so static device
+/// an unexpected length) one by one. It costs 2 × 224 bytes per rule, so static device
 /// tables leave it out (`schc rules export-rust` writes no plans) and match entry by entry.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub struct RulePlan {
@@ -597,6 +597,11 @@ mod tests {
         ] {
             assert!(set.compile_field(&f).is_fallback(), "{f:?}");
         }
+    }
+
+    #[test]
+    fn plan_size_as_documented() {
+        assert_eq!(core::mem::size_of::<RulePlan>(), 224);
     }
 
     #[test]
