@@ -388,7 +388,10 @@ fn compress_with<'a, const INTERPRET: bool>(
             None => m.match_compiled(cf, pool),
         });
         let (result, how) = match (fast, cf) {
-            (Some(r), Some(cf)) => (r, Written::Compiled(cf, plan.map(|p| p.sends))),
+            (Some(r), Some(cf)) => (
+                r,
+                Written::Compiled(cf, plan.filter(|_| INTERPRET).map(|p| p.sends)),
+            ),
             _ if INTERPRET => (m.match_rule(set, rule).ok(), Written::Interpreted),
             _ => (None, Written::Interpreted),
         };
@@ -889,9 +892,14 @@ struct Matcher<'h, 'p> {
     /// Whether the packet has a CoAP token of length 0 (TKL 0), which a rule need not describe.
     empty_token: bool,
     /// `CHECK_*` bits of the computed fields that hold their computed value in the packet
-    /// (the checksum's once [`Matcher::checks_hold`] found it so).
+    /// (the checksum's once [`Matcher::checks_hold`] found it so), and [`LENGTHS_CHECKED`].
     holds: u8,
 }
+
+/// A bit of [`Matcher::holds`]: the length bits are set.
+const LENGTHS_CHECKED: u8 = 0x80;
+const _: () =
+    assert!(LENGTHS_CHECKED & (CHECK_PAYLOAD_LENGTH | CHECK_UDP_LENGTH | CHECK_CHECKSUM) == 0);
 
 impl<'h, 'p> Matcher<'h, 'p> {
     #[cfg_attr(feature = "std", inline(always))]
@@ -902,19 +910,6 @@ impl<'h, 'p> Matcher<'h, 'p> {
         let udp_len = len
             .checked_sub(h.udp_start())
             .and_then(|l| u16::try_from(l).ok());
-        // The lengths in the packet, read as they are (when their layer was parsed).
-        let at = |i: usize| {
-            data.get(i..)
-                .and_then(|b| b.first_chunk::<2>())
-                .map(|b| u16::from_be_bytes(*b))
-        };
-        let mut holds = 0;
-        if h.has(Layer::Ipv6) && ipv6_payload_len.is_some() && at(4) == ipv6_payload_len {
-            holds |= CHECK_PAYLOAD_LENGTH;
-        }
-        if h.has(Layer::Udp) && udp_len.is_some() && at(h.udp_start() + 4) == udp_len {
-            holds |= CHECK_UDP_LENGTH;
-        }
         Self {
             h,
             cfg,
@@ -922,13 +917,36 @@ impl<'h, 'p> Matcher<'h, 'p> {
             ipv6_payload_len,
             udp_len,
             empty_token: h.has(Layer::Coap) && h.tkl() == 0,
-            holds,
+            holds: 0,
         }
+    }
+
+    /// Sets the length bits of `holds` (once per packet, when a plan first needs them).
+    fn check_lengths(&mut self) {
+        let (h, data) = (self.h, self.h.data());
+        // The lengths in the packet, read as they are (when their layer was parsed).
+        let at = |i: usize| {
+            data.get(i..)
+                .and_then(|b| b.first_chunk::<2>())
+                .map(|b| u16::from_be_bytes(*b))
+        };
+        let v = self.ipv6_payload_len;
+        if h.has(Layer::Ipv6) && v.is_some() && at(4) == v {
+            self.holds |= CHECK_PAYLOAD_LENGTH;
+        }
+        let v = self.udp_len;
+        if h.has(Layer::Udp) && v.is_some() && at(h.udp_start() + 4) == v {
+            self.holds |= CHECK_UDP_LENGTH;
+        }
+        self.holds |= LENGTHS_CHECKED;
     }
 
     /// Whether the computed fields `checks` (`CHECK_*` bits) hold their computed values.
     #[cfg_attr(feature = "std", inline(always))]
     fn checks_hold(&mut self, checks: u8) -> bool {
+        if self.holds & LENGTHS_CHECKED == 0 {
+            self.check_lengths();
+        }
         if checks & !self.holds & CHECK_CHECKSUM != 0 {
             let sum = self.computed(Fid::UdpChecksum);
             let f = self.h.place(usize::from(CHECKSUM_KEY));
