@@ -92,6 +92,22 @@ fn check_round_trip(set: &RuleSet<'_>, pkt: &[u8], dir: Direction, cfg: &Config,
         Err(e) => panic!("a rule built to match refused the packet: {e}\n{pkt:02x?}"),
     };
     assert!(c.bits <= c.len * 8 && c.len <= out.len(), "{c:?}");
+    // The device's entry points (entries one by one, the compact decompressor) give the same
+    // packets when every rule compiles.
+    let whole = set.index().is_some_and(|ix| !ix.compiled.is_empty())
+        && set.rules().iter().all(|r| {
+            set.fields(r)
+                .iter()
+                .all(|fd| !set.compile_field(fd).is_fallback())
+        });
+    if whole {
+        let mut dev = vec![0u8; out.len()];
+        let k = codec::compress_compiled(set, pkt, dir, cfg, &mut dev).expect("compress agrees");
+        assert!(
+            k == c && dev[..k.len] == out[..c.len],
+            "compress_compiled differs from compress:\n {pkt:02x?}"
+        );
+    }
     // explain (every rule, no index) agrees with compress (the index's candidates): the rule
     // chosen matches, and a packet sent uncompressed matches no rule.
     let mut chosen_matches = false;
@@ -125,6 +141,15 @@ fn check_round_trip(set: &RuleSet<'_>, pkt: &[u8], dir: Direction, cfg: &Config,
             )
         });
     assert_eq!(d.rule_id, c.rule_id);
+    if whole {
+        let mut dev = vec![0u8; back.len()];
+        let e = codec::decompress_compiled(set, &out[..c.len], c.bits, dir, &cfg2, &mut dev)
+            .expect("decompress_compiled agrees");
+        assert!(
+            dev[..e.len] == back[..d.len],
+            "decompress_compiled differs from decompress:\n {pkt:02x?}"
+        );
+    }
     assert!(
         &back[..d.len] == pkt,
         "round trip changed the packet with rule {}:\n in  {pkt:02x?}\n out {:02x?}\n schc {:02x?} ({} bits)",
