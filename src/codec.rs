@@ -1521,9 +1521,23 @@ fn decompress_with<const INTERPRET: bool>(
         Nature::Fragmentation(_) => Err(DecompressError::NotCompression(id)),
         Nature::NoCompression => {
             let n = r.remaining() / 8;
-            let dst = out.get_mut(..limit).unwrap_or(&mut []);
-            let mut w = BitWriter::new(dst);
-            w.copy_bits(schc, r.position(), n * 8).map_err(too_long)?;
+            let dst = out
+                .get_mut(..limit)
+                .and_then(|d| d.get_mut(..n))
+                .ok_or(too_long(()))?;
+            // The packet's bytes, after the rule ID: a copy when it ends on a byte, else
+            // shifted byte by byte (no bit writer: less code on a device).
+            let (k, sh) = (r.position() / 8, (r.position() % 8) as u32);
+            match schc.get(k..k + n) {
+                Some(src) if sh == 0 => dst.copy_from_slice(src),
+                _ => {
+                    for (i, d) in dst.iter_mut().enumerate() {
+                        let hi = schc.get(k + i).copied().unwrap_or(0);
+                        let lo = schc.get(k + i + 1).copied().unwrap_or(0);
+                        *d = (hi << sh) | lo.checked_shr(8 - sh).unwrap_or(0);
+                    }
+                }
+            }
             Ok(Decompressed {
                 rule_id: id,
                 len: n,
