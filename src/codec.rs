@@ -1561,6 +1561,18 @@ mod byte_out_tests {
     }
 
     #[test]
+    fn left_aligned_moves_the_low_bytes_up() {
+        let x = 0x0102_0304_0506_0708u64;
+        assert_eq!(left_aligned(x, 0), 0);
+        assert_eq!(left_aligned(x, 1), 0x08 << 56);
+        assert_eq!(left_aligned(x, 3), 0x0006_0708 << 40);
+        assert_eq!(left_aligned(x, 8), x);
+        // Past 8 (callers never pass it): no panic.
+        let _ = left_aligned(x, usize::MAX);
+        let _ = left_aligned(x, 9);
+    }
+
+    #[test]
     fn residue_reads_agree_with_get_bits() {
         let all: [u8; 12] = core::array::from_fn(|i| (i as u8).wrapping_mul(91) ^ 0x3C);
         for len in 0..=all.len() {
@@ -1609,10 +1621,11 @@ mod byte_out_tests {
     }
 }
 
-/// The low `n` (at most 8) bytes of `x` moved to its top, for [`ByteOut::put_top`].
+/// The low `n` (at most 8; callers check) bytes of `x` moved to its top, for
+/// [`ByteOut::put_top`]. Never panics: a larger `n` gives some shift of `x`.
 #[inline(always)]
 fn left_aligned(x: u64, n: usize) -> u64 {
-    x.checked_shl(64u32.saturating_sub(8 * n as u32))
+    x.checked_shl(64u32.saturating_sub((n as u32).wrapping_mul(8)))
         .unwrap_or(0)
 }
 
