@@ -1561,6 +1561,17 @@ mod byte_out_tests {
     }
 
     #[test]
+    fn computed_key_bit_is_computed_bit_by_key() {
+        for key in 0..=u16::MAX {
+            let want = Fid::from_header_index(usize::from(key)).map_or(0, computed_bit);
+            assert_eq!(computed_key_bit(key), want, "key {key}");
+        }
+        assert_eq!(computed_key_bit(PAYLOAD_LENGTH_KEY), 1);
+        assert_eq!(computed_key_bit(UDP_LENGTH_KEY), 2);
+        assert_eq!(computed_key_bit(UDP_CHECKSUM_KEY), 4);
+    }
+
+    #[test]
     fn left_aligned_moves_the_low_bytes_up() {
         let x = 0x0102_0304_0506_0708u64;
         assert_eq!(left_aligned(x, 0), 0);
@@ -1669,15 +1680,18 @@ const TKL_KEY: usize = 16;
 const UDP_CHECKSUM_KEY: u16 = 13;
 const _: () = assert!(matches!(Fid::UdpChecksum.header_index(), Some(13)));
 
-/// [`computed_bit`] of the header field with compiled key `key`.
+/// [`computed_bit`] of every header field, 3 bits per compiled key (keys 0..21).
+const COMPUTED_BITS: u64 = (computed_bit(Fid::Ipv6PayloadLength) as u64)
+    << (3 * PAYLOAD_LENGTH_KEY)
+    | (computed_bit(Fid::UdpLength) as u64) << (3 * UDP_LENGTH_KEY)
+    | (computed_bit(Fid::UdpChecksum) as u64) << (3 * UDP_CHECKSUM_KEY);
+const _: () = assert!(HEADER_FIELDS * 3 <= 64);
+
+/// [`computed_bit`] of the header field with compiled key `key` (0 past the header fields):
+/// a shift, no compare chain.
 #[inline(always)]
 fn computed_key_bit(key: u16) -> u8 {
-    match key {
-        PAYLOAD_LENGTH_KEY => computed_bit(Fid::Ipv6PayloadLength),
-        UDP_LENGTH_KEY => computed_bit(Fid::UdpLength),
-        UDP_CHECKSUM_KEY => computed_bit(Fid::UdpChecksum),
-        _ => 0,
-    }
+    (COMPUTED_BITS.checked_shr(3 * u32::from(key)).unwrap_or(0) & 7) as u8
 }
 const _: () = assert!(matches!(Fid::CoapTkl.header_index(), Some(TKL_KEY)));
 
@@ -1949,7 +1963,7 @@ struct Rebuilder<'s, 'a, 'i> {
 const _: () = assert!(MAX_DECODED < u8::MAX as usize);
 
 /// The bit of a field with a `compute` action in `Rebuilder::computed` (0 for other fields).
-fn computed_bit(fid: Fid) -> u8 {
+const fn computed_bit(fid: Fid) -> u8 {
     match fid {
         Fid::Ipv6PayloadLength => 1,
         Fid::UdpLength => 2,
