@@ -130,6 +130,10 @@ pub enum DecompressError {
     /// The rule is a fragmentation rule: reassemble first.
     #[error("rule {0} is a fragmentation rule, not a compression rule")]
     NotCompression(RuleId),
+    /// The set holds no field descriptors for the rule: tables exported `--compiled-only`,
+    /// which only `decompress_compiled` reads.
+    #[error("rule {0}: the set holds no field descriptors for it (compiled-only tables: use decompress_compiled)")]
+    NoDescriptors(RuleId),
     /// A residue runs past the end of the packet.
     #[error("rule {rule}, entry {entry} ({fid}): residue truncated at bit {bit}: {needed} bits needed, {available} left")]
     Truncated {
@@ -224,6 +228,10 @@ impl core::fmt::Display for ReadAs {
 /// [`explain`] gives it for every rule of a set.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Error)]
 pub enum Mismatch {
+    /// The set holds no descriptors for the rule (tables exported `--compiled-only`: match
+    /// them with `compress_compiled`).
+    #[error("the set holds no field descriptors for this rule (compiled-only tables)")]
+    NoDescriptors,
     /// The packet has no such field.
     #[error("entry {entry} ({fid}, position {fp}): the packet has no such field")]
     Absent {
@@ -965,6 +973,11 @@ impl<'h, 'p> Matcher<'h, 'p> {
         rule: &Rule,
     ) -> Result<(usize, Option<Layer>), Mismatch> {
         let fields = set.fields(rule);
+        if let Nature::Compression(span) = rule.nature {
+            if fields.len() != usize::from(span.len) {
+                return Err(Mismatch::NoDescriptors);
+            }
+        }
         let dir = self.h.direction();
         // The rule's deepest layer over all its descriptors, either direction.
         let mut layer: Option<Layer> = None;
@@ -1575,6 +1588,9 @@ fn decompress_with<const INTERPRET: bool>(
                     reason: "the compiled form cannot rebuild this packet",
                 });
             }
+            if set.fields(rule).len() != usize::from(span.len) {
+                return Err(DecompressError::NoDescriptors(id));
+            }
             let len = Rebuilder {
                 set,
                 rule,
@@ -1774,6 +1790,29 @@ mod byte_out_tests {
     }
 
     #[test]
+    fn computed_key_bit_is_computed_bit_by_key() {
+        for key in 0..=u16::MAX {
+            let want = Fid::from_header_index(usize::from(key)).map_or(0, computed_bit);
+            assert_eq!(computed_key_bit(key), want, "key {key}");
+        }
+        assert_eq!(computed_key_bit(PAYLOAD_LENGTH_KEY), 1);
+        assert_eq!(computed_key_bit(UDP_LENGTH_KEY), 2);
+        assert_eq!(computed_key_bit(UDP_CHECKSUM_KEY), 4);
+    }
+
+    #[test]
+    fn left_aligned_moves_the_low_bytes_up() {
+        let x = 0x0102_0304_0506_0708u64;
+        assert_eq!(left_aligned(x, 0), 0);
+        assert_eq!(left_aligned(x, 1), 0x08 << 56);
+        assert_eq!(left_aligned(x, 3), 0x0006_0708 << 40);
+        assert_eq!(left_aligned(x, 8), x);
+        // Past 8 (callers never pass it): no panic.
+        let _ = left_aligned(x, usize::MAX);
+        let _ = left_aligned(x, 9);
+    }
+
+    #[test]
     fn residue_reads_agree_with_get_bits() {
         let all: [u8; 12] = core::array::from_fn(|i| (i as u8).wrapping_mul(91) ^ 0x3C);
         for len in 0..=all.len() {
@@ -1822,10 +1861,11 @@ mod byte_out_tests {
     }
 }
 
-/// The low `n` (at most 8) bytes of `x` moved to its top, for [`ByteOut::put_top`].
+/// The low `n` (at most 8; callers check) bytes of `x` moved to its top, for
+/// [`ByteOut::put_top`]. Never panics: a larger `n` gives some shift of `x`.
 #[inline(always)]
 fn left_aligned(x: u64, n: usize) -> u64 {
-    x.checked_shl(64u32.saturating_sub(8 * n as u32))
+    x.checked_shl(64u32.saturating_sub((n as u32).wrapping_mul(8)))
         .unwrap_or(0)
 }
 
@@ -1869,15 +1909,18 @@ const TKL_KEY: usize = 16;
 const UDP_CHECKSUM_KEY: u16 = 13;
 const _: () = assert!(matches!(Fid::UdpChecksum.header_index(), Some(13)));
 
-/// [`computed_bit`] of the header field with compiled key `key`.
+/// [`computed_bit`] of every header field, 3 bits per compiled key (keys 0..21).
+const COMPUTED_BITS: u64 = (computed_bit(Fid::Ipv6PayloadLength) as u64)
+    << (3 * PAYLOAD_LENGTH_KEY)
+    | (computed_bit(Fid::UdpLength) as u64) << (3 * UDP_LENGTH_KEY)
+    | (computed_bit(Fid::UdpChecksum) as u64) << (3 * UDP_CHECKSUM_KEY);
+const _: () = assert!(HEADER_FIELDS * 3 <= 64);
+
+/// [`computed_bit`] of the header field with compiled key `key` (0 past the header fields):
+/// a shift, no compare chain.
 #[inline(always)]
 fn computed_key_bit(key: u16) -> u8 {
-    match key {
-        PAYLOAD_LENGTH_KEY => computed_bit(Fid::Ipv6PayloadLength),
-        UDP_LENGTH_KEY => computed_bit(Fid::UdpLength),
-        UDP_CHECKSUM_KEY => computed_bit(Fid::UdpChecksum),
-        _ => 0,
-    }
+    (COMPUTED_BITS.checked_shr(3 * u32::from(key)).unwrap_or(0) & 7) as u8
 }
 const _: () = assert!(matches!(Fid::CoapTkl.header_index(), Some(TKL_KEY)));
 
@@ -1886,6 +1929,9 @@ const _: () = assert!(matches!(Fid::CoapTkl.header_index(), Some(TKL_KEY)));
 /// error, which the caller leaves to the interpreter (the same packet, or the error).
 /// Header fields are decoded into a fixed layout and written a word per layer.
 #[allow(clippy::too_many_arguments)]
+// Kept out of line: inlined into `decompress_bits` (its only caller now), it cost ~45
+// instructions a packet in register pressure.
+#[inline(never)]
 fn rebuild_compiled(
     set: &RuleSet<'_>,
     cf: &[CompiledField],
@@ -2149,7 +2195,7 @@ struct Rebuilder<'s, 'a, 'i> {
 const _: () = assert!(MAX_DECODED < u8::MAX as usize);
 
 /// The bit of a field with a `compute` action in `Rebuilder::computed` (0 for other fields).
-fn computed_bit(fid: Fid) -> u8 {
+const fn computed_bit(fid: Fid) -> u8 {
     match fid {
         Fid::Ipv6PayloadLength => 1,
         Fid::UdpLength => 2,

@@ -85,7 +85,7 @@ pub enum CoapError {
 }
 
 /// The parsed headers of one packet. Header fields are not stored: each is found from its
-/// layer's start and a fixed place ([`Headers::header_field`]), so parsing records only where
+/// layer's start and a fixed place (`Headers::place`), so parsing records only where
 /// the layers start and the CoAP options.
 #[derive(Debug, Clone)]
 pub struct Headers<'p> {
