@@ -1498,8 +1498,8 @@ pub fn decompress_bits(
 /// rule it cannot rebuild, and every packet the interpreter would refuse, is refused with
 /// [`DecompressError::BadField`] (entry 0) instead of the interpreter's precise error. It reads
 /// the rules, the compiled table and the pool, never the [`FieldDesc`] table (a device need not
-/// link it): the error names entry 0's field as the compiled table records it (an entry the
-/// compiled form cannot express records none, and is named as the IPv6 version).
+/// link it): the error names entry 0's field from its compiled key (kept also by entries the
+/// compiled form cannot express).
 pub fn decompress_compiled(
     set: &RuleSet<'_>,
     schc: &[u8],

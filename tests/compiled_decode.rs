@@ -96,4 +96,30 @@ fn refusal_names_the_first_entry_from_the_compiled_table() {
         ),
         "{err:?}"
     );
+
+    // An entry the compiled form cannot express (match-mapping) first: the rule is refused,
+    // and its field is still named (the fallback entry keeps its key).
+    let buf = rules(&doc, |e| {
+        let mut port = e.remove(11);
+        port["matching-operator"] = "ietf-schc:mo-match-mapping".into();
+        port["comp-decomp-action"] = "ietf-schc:cda-mapping-sent".into();
+        port["target-value"] = serde_json::json!([
+            {"index": 0, "value": "FjM="},
+            {"index": 1, "value": "FjQ="}
+        ]);
+        e.insert(0, port);
+    });
+    let set = without_fields(&buf);
+    let err = decompress_compiled(&set, &schc, 52, Direction::Up, &cfg, &mut out).unwrap_err();
+    assert!(
+        matches!(
+            err,
+            DecompressError::BadField {
+                entry: 0,
+                fid: Fid::UdpAppPort,
+                ..
+            }
+        ),
+        "{err:?}"
+    );
 }

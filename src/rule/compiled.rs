@@ -339,11 +339,19 @@ impl RulePlan {
 }
 
 impl RuleSet<'_> {
-    /// The compiled form of `fd`, a descriptor of this (validated) set; [`CompiledField::FALLBACK`]
-    /// when the form cannot express it (match-mapping, MSB on variable fields, fields over
-    /// 64 bits that are not byte strings, ...).
+    /// The compiled form of `fd`, a descriptor of this (validated) set; a fallback entry
+    /// ([`CompiledField::is_fallback`]: [`CompiledField::FALLBACK`] with the field's key and
+    /// position) when the form cannot express it (match-mapping, MSB on variable fields,
+    /// fields over 64 bits that are not byte strings, ...).
     pub fn compile_field(&self, fd: &FieldDesc) -> CompiledField {
-        self.try_compile(fd).unwrap_or(CompiledField::FALLBACK)
+        self.try_compile(fd).unwrap_or_else(|| {
+            // The field's key and position kept, so that an error can name the field.
+            let key = match fd.fid {
+                Fid::CoapOption(n) => n.checked_add(OPTION_KEY).unwrap_or(0),
+                other => other.header_index().map_or(0, |i| i as u16),
+            };
+            CompiledField::new(0, key, fd.fp, 0, 0, 0)
+        })
     }
 
     fn try_compile(&self, fd: &FieldDesc) -> Option<CompiledField> {
