@@ -447,3 +447,41 @@ fn anchor_rule_compiles_whole() {
     .unwrap();
     assert_eq!(back[..d.len], packet[..]);
 }
+
+/// A rule tried before the winner that needs the interpreter (match-mapping on the CoAP type)
+/// computes the UDP checksum and then fails (another MID): the winner's plan must still count
+/// the checksum as holding. (The plan once trusted only a checksum it had checked itself, and
+/// sent this packet uncompressed.)
+#[test]
+fn a_checksum_the_interpreter_computed_still_holds_for_a_plan() {
+    let text = std::fs::read_to_string(root().join("benches/anchor.json")).unwrap();
+    let doc: serde_json::Value = serde_json::from_str(&text).unwrap();
+    let mut rules = doc["rules"].clone();
+    let list = rules["ietf-schc:schc"]["rule"].as_array_mut().unwrap();
+    let mut other = list[0].clone();
+    other["rule-id-value"] = 2.into();
+    let entries = other["entry"].as_array_mut().unwrap();
+    assert_eq!(entries[15]["field-id"], "ietf-schc:fid-coap-type");
+    entries[15]["matching-operator"] = "ietf-schc:mo-match-mapping".into();
+    entries[15]["comp-decomp-action"] = "ietf-schc:cda-mapping-sent".into();
+    entries[15]["target-value"] = serde_json::json!([
+        {"index": 0, "value": "AA=="},
+        {"index": 1, "value": "AQ=="}
+    ]);
+    assert_eq!(entries[18]["field-id"], "ietf-schc:fid-coap-mid");
+    entries[18]["target-value"][0]["value"] = "VnA=".into();
+    list.insert(0, other);
+    let buf = json::from_value(&rules).unwrap();
+    let set = buf.as_set();
+    let ix = buf.index().unwrap();
+    // Rule 2 is interpreted (no plan), rule 1 has one; no key field: both are tried, in order.
+    assert!(!ix.plans[0].usable && ix.plans[2].usable);
+    assert!(ix.keys.iter().all(|k| k.fp == 0));
+
+    let packet = hex(doc["packet_hex"].as_str().unwrap());
+    let expected = hex(doc["expected_schc_hex"].as_str().unwrap());
+    let mut out = [0u8; 128];
+    let c = compress(&set, &packet, Direction::Up, &Config::default(), &mut out).unwrap();
+    assert_eq!(c.rule_id, RuleId::new(1, 8));
+    assert_eq!(out[..c.len], expected[..]);
+}
