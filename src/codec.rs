@@ -826,20 +826,11 @@ fn field_bits(data: &[u8], f: FieldRef) -> u64 {
     get_bits(data, f.off as usize, f.len)
 }
 
-/// The 8 bytes of `data` from byte `at`, big-endian, zero past its end.
-#[cfg_attr(feature = "std", inline(always))]
-fn word_at(data: &[u8], at: usize) -> u64 {
-    match data.get(at..) {
-        Some(s) => match s.first_chunk::<8>() {
-            Some(w) => u64::from_be_bytes(*w),
-            None => {
-                let mut w = [0u8; 8];
-                w.iter_mut().zip(s).for_each(|(d, b)| *d = *b);
-                u64::from_be_bytes(w)
-            }
-        },
-        None => 0,
-    }
+/// [`crate::bits::word_at`] where fewer than 8 bytes are left: kept out of the plan's loop.
+#[cold]
+#[inline(never)]
+fn word_past_end(data: &[u8], at: usize) -> u64 {
+    crate::bits::word_at(data, at)
 }
 
 /// The compiled keys of the IPv6 header fields, as bits (header fields in wire order).
@@ -1144,7 +1135,13 @@ impl<'h, 'p> Matcher<'h, 'p> {
         let data = h.data();
         for w in p.words.get(..usize::from(p.n_words))? {
             let at = h.layer_start(w.layer) + usize::from(w.at);
-            if (word_at(data, at) ^ w.value) & w.mask != 0 {
+            // Whole words in the packet inline; a word past its end (a short CoAP header) from
+            // `bits::word_at`, off the hot path.
+            let x = match data.get(at..).and_then(|s| s.first_chunk::<8>()) {
+                Some(x) => u64::from_be_bytes(*x),
+                None => word_past_end(data, at),
+            };
+            if (x ^ w.value) & w.mask != 0 {
                 return Some(None);
             }
         }
@@ -1794,7 +1791,7 @@ mod byte_out_tests {
         }
         assert_eq!(computed_key_bit(PAYLOAD_LENGTH_KEY), 1);
         assert_eq!(computed_key_bit(UDP_LENGTH_KEY), 2);
-        assert_eq!(computed_key_bit(UDP_CHECKSUM_KEY), 4);
+        assert_eq!(computed_key_bit(CHECKSUM_KEY), 4);
     }
 
     #[test]
@@ -1902,15 +1899,12 @@ fn residue(input: &[u8], head: u64, off: usize, n: u32) -> u64 {
 
 /// The TKL's compiled key.
 const TKL_KEY: usize = 16;
-/// The UDP checksum's compiled key (see [`PAYLOAD_LENGTH_KEY`]).
-const UDP_CHECKSUM_KEY: u16 = 13;
-const _: () = assert!(matches!(Fid::UdpChecksum.header_index(), Some(13)));
 
 /// [`computed_bit`] of every header field, 3 bits per compiled key (keys 0..21).
 const COMPUTED_BITS: u64 = (computed_bit(Fid::Ipv6PayloadLength) as u64)
     << (3 * PAYLOAD_LENGTH_KEY)
     | (computed_bit(Fid::UdpLength) as u64) << (3 * UDP_LENGTH_KEY)
-    | (computed_bit(Fid::UdpChecksum) as u64) << (3 * UDP_CHECKSUM_KEY);
+    | (computed_bit(Fid::UdpChecksum) as u64) << (3 * CHECKSUM_KEY);
 const _: () = assert!(HEADER_FIELDS * 3 <= 64);
 
 /// [`computed_bit`] of the header field with compiled key `key` (0 past the header fields):
@@ -2191,12 +2185,13 @@ struct Rebuilder<'s, 'a, 'i> {
 // `Rebuilder::header` holds indices of `decoded` plus one in a byte.
 const _: () = assert!(MAX_DECODED < u8::MAX as usize);
 
-/// The bit of a field with a `compute` action in `Rebuilder::computed` (0 for other fields).
+/// The bit of a field with a `compute` action in `Rebuilder::computed` (0 for other fields):
+/// the plan's `CHECK_*` bit of the same field.
 const fn computed_bit(fid: Fid) -> u8 {
     match fid {
-        Fid::Ipv6PayloadLength => 1,
-        Fid::UdpLength => 2,
-        Fid::UdpChecksum => 4,
+        Fid::Ipv6PayloadLength => CHECK_PAYLOAD_LENGTH,
+        Fid::UdpLength => CHECK_UDP_LENGTH,
+        Fid::UdpChecksum => CHECK_CHECKSUM,
         _ => 0,
     }
 }
