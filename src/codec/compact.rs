@@ -240,3 +240,29 @@ fn nibble(v: usize) -> Option<(usize, u64, u32)> {
         _ => None,
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// `ORDER` is the wire order `HEADER_PLACES` gives: in each direction and layer, every
+    /// field of the layer once, each starting where the one before ends.
+    #[test]
+    fn order_follows_the_field_places() {
+        for (d, dir) in [Direction::Up, Direction::Down].into_iter().enumerate() {
+            for (layer, keys) in ORDER[d].iter().enumerate() {
+                let mut at = 0u16;
+                for &k in keys.iter() {
+                    let p = HEADER_PLACES[usize::from(k)];
+                    assert_eq!(usize::from(p.layer), layer, "{dir:?} key {k}");
+                    assert_eq!(p.offset(dir), at, "{dir:?} key {k}");
+                    at += u16::from(p.len);
+                }
+                let all = HEADER_PLACES
+                    .iter()
+                    .filter(|p| usize::from(p.layer) == layer);
+                assert_eq!(keys.len(), all.count(), "{dir:?} layer {layer}");
+            }
+        }
+    }
+}

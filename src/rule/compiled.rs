@@ -235,11 +235,10 @@ impl RulePlan {
             if mo == MO_FALLBACK {
                 return unusable;
             }
-            let layer = match key {
-                0..=9 => 1,
-                10..=13 => 2,
-                _ => 3,
-            };
+            // `Layer as u8` (1 IPv6, 2 UDP, 3 CoAP); options are CoAP's.
+            let layer = HEADER_PLACES
+                .get(usize::from(key))
+                .map_or(3, |p| p.layer + 1);
             all |= 1 << (layer - 1);
             if op & d == 0 {
                 continue;
