@@ -36,6 +36,15 @@ fn rules() -> lpwan_schc::rule::RuleSetBuf {
     lpwan_schc::json::from_str(&std::fs::read_to_string(RULES).unwrap()).unwrap()
 }
 
+/// The test device (`DEV_EUI`, `APP_SKEY`) on `rules`, with buffers `tx` and `rx`.
+fn device<'r, 'b>(
+    rules: &'r lpwan_schc::rule::RuleSetBuf,
+    tx: &'b mut [u8],
+    rx: &'b mut [u8],
+) -> Device<'r, 'b> {
+    Device::new(rules.as_set(), DEV_EUI, APP_SKEY, Buffers { tx, rx }).unwrap()
+}
+
 /// An uplink IPv6/UDP/CoAP packet of `len` bytes from the device with `iid`, and the SCHC
 /// packet of one frame that carries it (its first byte the FPort).
 fn single_frame(
@@ -574,16 +583,7 @@ fn uplink_and_downlink(tts: bool) {
     };
     let rules = rules();
     let (mut tx, mut rx) = (vec![0u8; 1300], vec![0u8; 1600]);
-    let mut dev = Device::new(
-        rules.as_set(),
-        DEV_EUI,
-        APP_SKEY,
-        Buffers {
-            tx: &mut tx,
-            rx: &mut rx,
-        },
-    )
-    .unwrap();
+    let mut dev = device(&rules, &mut tx, &mut rx);
     let mut rng = SplitMix64::new(7);
     let iid = dev_iid(&APP_SKEY, &DEV_EUI);
 
@@ -894,16 +894,7 @@ fn tun_delivery_through_the_kernel() {
     let rules = rules();
     let iid = dev_iid(&APP_SKEY, &DEV_EUI);
     let (mut tx, mut rx) = (vec![0u8; 1300], vec![0u8; 1600]);
-    let mut dev = Device::new(
-        rules.as_set(),
-        DEV_EUI,
-        APP_SKEY,
-        Buffers {
-            tx: &mut tx,
-            rx: &mut rx,
-        },
-    )
-    .unwrap();
+    let mut dev = device(&rules, &mut tx, &mut rx);
     let mut rng = SplitMix64::new(11);
     let packet = link::coap_packet(iid, 90, true, &mut rng);
     dev.send(&packet, 1).unwrap();
