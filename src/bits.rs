@@ -248,7 +248,8 @@ pub fn size_prefix_len(size: usize) -> u32 {
 /// A sequential writer of MSB-first bit strings that gathers bits in a 64-bit accumulator
 /// and stores them 8 bytes at a time: for output written once from the start, as a SCHC
 /// packet is, each write is a shift and an or. Call [`BitAcc::flush`] to store the last bits
-/// (the rest of the last byte zero); bytes past them are never touched.
+/// (the rest of the last byte zero); bytes past them keep their values (they may be stored
+/// back as they were).
 #[derive(Debug)]
 pub struct BitAcc<'a> {
     buf: &'a mut [u8],
@@ -331,23 +332,29 @@ impl<'a> BitAcc<'a> {
     }
 
     /// Copies `n` bits starting at bit `off` of `src`. Bits past the end of `src` are zero.
-    pub fn copy_bits(&mut self, src: &[u8], mut off: usize, mut n: usize) -> Result<(), BitError> {
-        if off % 8 == 0 {
-            // Whole bytes, seven at a time while a word can be read.
-            while n >= 56 {
-                let Some(w) = src.get(off / 8..).and_then(|s| s.first_chunk::<8>()) else {
-                    break;
-                };
-                self.write(u64::from_be_bytes(*w) >> 8, 56)?;
-                off += 56;
-                n -= 56;
-            }
+    #[cfg_attr(feature = "std", inline(always))]
+    pub fn copy_bits(&mut self, src: &[u8], off: usize, n: usize) -> Result<(), BitError> {
+        // Up to 56 bits (with the shift within the first byte, one word; a short payload, a
+        // residue) inline; more in the loop.
+        if n <= 56 {
+            return match n {
+                0 => Ok(()),
+                _ => self.write(word_at(src, off / 8) << (off % 8) >> (64 - n), n as u32),
+            };
         }
+        self.copy_long(src, off, n)
+    }
+
+    /// [`BitAcc::copy_bits`] of more than 56 bits.
+    fn copy_long(&mut self, src: &[u8], mut off: usize, mut n: usize) -> Result<(), BitError> {
+        // 56 bits at a time: with the shift within the first byte, they lie in one word, which
+        // `word_at` reads whole (inside `src`) or zero-padded (at its end).
         while n > 0 {
-            let take = n.min(56) as u32;
-            self.write(get_bits(src, off, take), take)?;
-            off += take as usize;
-            n -= take as usize;
+            let take = n.min(56);
+            let w = word_at(src, off / 8) << (off % 8);
+            self.write(w >> (64 - take), take as u32)?;
+            off += take;
+            n -= take;
         }
         Ok(())
     }
@@ -370,15 +377,38 @@ impl<'a> BitAcc<'a> {
     /// returns the length written in bytes.
     pub fn flush(&mut self) -> Result<usize, BitError> {
         let bytes = self.n.div_ceil(8) as usize;
-        if bytes > 0 {
-            let word = self.acc << (64 - self.n);
-            let at = self.stored;
-            let Some(dst) = self.buf.get_mut(at..at + bytes) else {
+        if bytes == 0 {
+            return Ok(self.stored);
+        }
+        let word = self.acc << (64 - self.n);
+        let (at, end) = (self.stored, self.stored + bytes);
+        // One 8-byte read-modify-write that puts the new bytes in place and stores the others
+        // back as they were: from `at` when the buffer has 8 bytes there, else ending at `end`
+        // when 8 bytes precede it; a short buffer byte by byte.
+        let keep = u64::MAX.checked_shr(8 * bytes as u32).unwrap_or(0);
+        if let Some(t) = self
+            .buf
+            .get_mut(at..)
+            .and_then(|t| t.first_chunk_mut::<8>())
+        {
+            let old = u64::from_be_bytes(*t) & keep;
+            *t = (old | (word & !keep)).to_be_bytes();
+        } else if let Some(t) = end
+            .checked_sub(8)
+            .and_then(|i| self.buf.get_mut(i..end))
+            .and_then(|t| t.first_chunk_mut::<8>())
+        {
+            let old = u64::from_be_bytes(*t) & !(u64::MAX >> (64 - 8 * bytes as u32));
+            *t = (old | (word >> (64 - 8 * bytes as u32))).to_be_bytes();
+        } else {
+            let Some(dst) = self.buf.get_mut(at..end) else {
                 return Err(self.full(0));
             };
-            dst.copy_from_slice(word.to_be_bytes().get(..bytes).unwrap_or(&[]));
+            for (d, b) in dst.iter_mut().zip(word.to_be_bytes()) {
+                *d = b;
+            }
         }
-        Ok(self.stored + bytes)
+        Ok(end)
     }
 }
 
@@ -754,6 +784,38 @@ mod tests {
                 a[len..].iter().all(|&x| x == 0xA5),
                 "bytes past the end untouched"
             );
+        }
+        // Flush in every buffer shape: 8 bytes from the last store, 8 bytes before the end
+        // only, fewer than 8 in all; bytes past the end keep their values.
+        for bits in 1..=80u32 {
+            let len = bits.div_ceil(8) as usize;
+            for spare in 0..10 {
+                let mut a = std::vec![0xA5u8; len + spare];
+                let mut b = std::vec![0u8; len];
+                let mut acc = BitAcc::new(&mut a);
+                let mut wr = BitWriter::new(&mut b);
+                let v = next(u64::MAX);
+                let (hi, lo) = (bits.saturating_sub(64), bits.min(64));
+                acc.write(v, hi).unwrap();
+                acc.write(v.rotate_left(7), lo).unwrap();
+                wr.write(v & ((1u64 << hi) - 1), hi).unwrap();
+                let lo_v = v.rotate_left(7);
+                wr.write(
+                    if lo == 64 {
+                        lo_v
+                    } else {
+                        lo_v & ((1u64 << lo) - 1)
+                    },
+                    lo,
+                )
+                .unwrap();
+                assert_eq!(acc.flush().unwrap(), len, "{bits} bits");
+                assert_eq!(a[..len], b[..], "{bits} bits, {spare} spare");
+                assert!(
+                    a[len..].iter().all(|&x| x == 0xA5),
+                    "{bits} bits, {spare} spare"
+                );
+            }
         }
         // A full buffer is an error, not a panic.
         let mut small = [0u8; 3];

@@ -381,12 +381,14 @@ fn compress_with<'a, const INTERPRET: bool>(
         .map(|ix| ix.plans)
         .filter(|p| INTERPRET && !p.is_empty() && set.is_validated());
     let up = usize::from(dir == Direction::Down);
+    let ids_checked = INTERPRET && set.is_validated();
     let mut consider = |i: usize, rule: &'a Rule| {
         // A rule whose ID cannot be written as it is (unchecked sets) is never used.
         let Nature::Compression(span) = rule.nature else {
             return;
         };
-        if !rule.id.is_well_formed() {
+        // (A validated set's IDs are.)
+        if !(ids_checked || rule.id.is_well_formed()) {
             return;
         }
         let cf = compiled.and_then(|c| c.get(span.range()));
@@ -501,7 +503,10 @@ fn compress_with<'a, const INTERPRET: bool>(
     w.copy_bits(packet, start * 8, (packet.len() - start) * 8)
         .map_err(write)?;
     let bits = w.position();
-    w.pad_to(word as u32).map_err(write)?;
+    // `flush` fills the last byte with zeros: padding to a word that divides 8 adds nothing.
+    if 8 % word != 0 {
+        w.pad_to(word as u32).map_err(write)?;
+    }
     let len = w.flush().map_err(write)?;
     // In a set that is not prefix-free (unchecked), the ID may read back as another rule, with
     // the exact length or with the padding: refuse rather than let decompression use it.
@@ -707,53 +712,64 @@ fn write_right_aligned(
     w.copy_bits(tv, skip, n - zeros)
 }
 
+/// Adds `bytes` to the one's complement sum `sum` (RFC 1071).
+///
+/// The one's complement sum does not depend on byte order (RFC 1071 §2(B)), and as
+/// 2^16 = 1 modulo 0xFFFF, a 16-bit word adds the same at any 16-bit position. So 8-byte
+/// words (4-byte without `std`) are added in native order with the carry out of bit 63 added
+/// back in (end-around carry), a tail as 4-, 2- and 1-byte pieces. Every run starts at an even
+/// offset, so an odd last byte pairs with a zero after it.
+fn csum_add(mut sum: u64, bytes: &[u8]) -> u64 {
+    let mut acc = |v: u64| {
+        let (s, c) = sum.overflowing_add(v);
+        sum = s + u64::from(c);
+    };
+    let mut rest = bytes;
+    // Hosts add 8-byte words; devices (32-bit) 4-byte ones: less flash (nostd-check).
+    #[cfg(feature = "std")]
+    while let Some((w, r)) = rest.split_first_chunk::<8>() {
+        acc(u64::from_ne_bytes(*w));
+        rest = r;
+    }
+    while let Some((w, r)) = rest.split_first_chunk::<4>() {
+        acc(u64::from(u32::from_ne_bytes(*w)));
+        rest = r;
+    }
+    if let Some((w, r)) = rest.split_first_chunk::<2>() {
+        acc(u64::from(u16::from_ne_bytes(*w)));
+        rest = r;
+    }
+    if let Some(&b) = rest.first() {
+        acc(u64::from(u16::from_ne_bytes([b, 0])));
+    }
+    sum
+}
+
+/// Folds a one's complement sum of native-order words to 16 bits, big-endian, with
+/// end-around carries (below 2^33, 2^17 + 2^16, 0x10001, then 0xFFFF); never 0 from a sum
+/// that is not.
+fn csum_fold(sum: u64) -> u16 {
+    let mut s = (sum & 0xFFFF_FFFF) + (sum >> 32);
+    s = (s & 0xFFFF) + (s >> 16);
+    s = (s & 0xFFFF) + (s >> 16);
+    s = (s & 0xFFFF) + (s >> 16);
+    u16::from_be_bytes((s as u16).to_ne_bytes())
+}
+
+/// The pseudo-header's UDP length (from the packet's UDP header) and next header 17, as
+/// 16-bit words in native order (byte-swapped on little-endian hosts), to add to a sum of
+/// native words. Never 0 (17 is in it), so a sum with it folds to 1..=0xFFFF.
+fn csum_pseudo(pkt: &[u8]) -> u64 {
+    let udp_len = pkt
+        .get(44..46)
+        .and_then(|b| b.first_chunk::<2>())
+        .map_or(0, |b| u16::from_ne_bytes(*b));
+    u64::from(udp_len) + u64::from(17u16.to_be())
+}
+
 /// The UDP checksum (RFC 768, RFC 8200 §8.1) of an IPv6/UDP packet, with the checksum field
 /// taken as zero. Returns 0xFFFF for a computed 0.
 pub fn udp_checksum(pkt: &[u8]) -> u16 {
-    // The one's complement sum does not depend on byte order (RFC 1071 §2(B)), and as
-    // 2^16 = 1 modulo 0xFFFF, a 16-bit word adds the same at any 16-bit position. So 8-byte
-    // words (4-byte without `std`) are added in native order with the carry out of bit 63 added back in (end-around
-    // carry), a tail as 4-, 2- and 1-byte pieces, then the sum is folded to 16 bits, whose
-    // native bytes are the big-endian sum. Every run starts at an even offset, so an odd last
-    // byte pairs with a zero after it.
-    fn add(mut sum: u64, bytes: &[u8]) -> u64 {
-        let mut acc = |v: u64| {
-            let (s, c) = sum.overflowing_add(v);
-            sum = s + u64::from(c);
-        };
-        let mut rest = bytes;
-        // Hosts add 8-byte words; devices (32-bit) 4-byte ones: less flash (nostd-check).
-        #[cfg(feature = "std")]
-        while let Some((w, r)) = rest.split_first_chunk::<8>() {
-            acc(u64::from_ne_bytes(*w));
-            rest = r;
-        }
-        while let Some((w, r)) = rest.split_first_chunk::<4>() {
-            acc(u64::from(u32::from_ne_bytes(*w)));
-            rest = r;
-        }
-        if let Some((w, r)) = rest.split_first_chunk::<2>() {
-            acc(u64::from(u16::from_ne_bytes(*w)));
-            rest = r;
-        }
-        if let Some(&b) = rest.first() {
-            acc(u64::from(u16::from_ne_bytes([b, 0])));
-        }
-        sum
-    }
-    // Folds with end-around carries: below 2^33, 2^17 + 2^16, 0x10001, then 0xFFFF; never
-    // 0 from a sum that is not.
-    fn fold(sum: u64) -> u16 {
-        let mut s = (sum & 0xFFFF_FFFF) + (sum >> 32);
-        s = (s & 0xFFFF) + (s >> 16);
-        s = (s & 0xFFFF) + (s >> 16);
-        s = (s & 0xFFFF) + (s >> 16);
-        s as u16
-    }
-    let udp_len = pkt
-        .get(44..46)
-        .and_then(|b| <[u8; 2]>::try_from(b).ok())
-        .map_or(0, u16::from_be_bytes);
     // Pseudo-header addresses, the UDP header up to the checksum, then everything after the
     // checksum; then the UDP length and next header 17 of the pseudo-header.
     // With `std` (hosts), the 40 bytes up to the payload as five unrolled words; devices
@@ -777,23 +793,49 @@ pub fn udp_checksum(pkt: &[u8]) -> u16 {
             }
             sum
         }
-        None => add(
-            add(0, pkt.get(8..40).unwrap_or(&[])),
+        None => csum_add(
+            csum_add(0, pkt.get(8..40).unwrap_or(&[])),
             pkt.get(40..46).unwrap_or(&[]),
         ),
     };
-    let sum = add(sum, pkt.get(48..).unwrap_or(&[]));
-    // The pseudo-header's UDP length and next header 17, as 16-bit words in the same native
-    // order (byte-swapped on little-endian hosts): one fold for the whole sum. It is never 0
-    // (17 is in it), so the fold's 1..=0xFFFF is the one's complement sum itself.
-    let pseudo = u64::from(udp_len.to_be()) + u64::from(17u16.to_be());
-    let (sum, c) = sum.overflowing_add(pseudo);
-    let native = fold(sum + u64::from(c));
-    let sum = u16::from_be_bytes(native.to_ne_bytes());
-    match !sum {
+    let sum = csum_add(sum, pkt.get(48..).unwrap_or(&[]));
+    let (sum, c) = sum.overflowing_add(csum_pseudo(pkt));
+    match !csum_fold(sum + u64::from(c)) {
         0 => 0xFFFF,
         c => c,
     }
+}
+
+/// Whether the UDP checksum field of an IPv6/UDP packet holds [`udp_checksum`]'s value, without
+/// computing it apart: the one's complement sum of the pseudo-header and the whole UDP
+/// datagram, checksum included, is 0xFFFF exactly when the field is the complement of the rest
+/// (RFC 1071 §1), or 0xFFFF for a rest that complements to 0. A zero field, which the sum
+/// cannot tell from 0xFFFF, never holds ([`udp_checksum`] never returns 0).
+pub(crate) fn udp_checksum_holds(pkt: &[u8]) -> bool {
+    let Some(field) = pkt.get(46..48) else {
+        return false;
+    };
+    if field == [0, 0] {
+        return false;
+    }
+    let rest = pkt.get(8..).unwrap_or(&[]);
+    // Hosts: 8-byte words summed into 128 bits (an add with carry each, the carries folded
+    // back once at the end), then the tail as `csum_add` does it.
+    #[cfg(feature = "std")]
+    let (sum, rest) = {
+        let mut wide = u128::from(csum_pseudo(pkt));
+        let mut words = rest.chunks_exact(8);
+        for w in words.by_ref() {
+            let w = <[u8; 8]>::try_from(w).map_or(0, u64::from_ne_bytes);
+            wide += u128::from(w);
+        }
+        let (lo, c) = (wide as u64).overflowing_add((wide >> 64) as u64);
+        (lo + u64::from(c), words.remainder())
+    };
+    #[cfg(not(feature = "std"))]
+    let sum = csum_pseudo(pkt);
+    let sum = csum_add(sum, rest);
+    csum_fold(sum) == 0xFFFF
 }
 
 // The matcher keeps the fields a rule described as one bit per slot of a `u64`.
@@ -803,28 +845,12 @@ const TKL_BIT: u64 = match Fid::CoapTkl.header_index() {
     Some(i) => 1 << i,
     None => 0,
 };
-
 /// Compiled `equal` / `not-sent`.
 const OP_EQUAL_NOT_SENT: u8 = MO_EQUAL | (CDA_NOT_SENT << 3);
 /// Compiled `ignore` / `not-sent`.
 const OP_IGNORE_NOT_SENT: u8 = MO_IGNORE | (CDA_NOT_SENT << 3);
 /// Compiled `ignore` / `compute-*`.
 const OP_IGNORE_COMPUTE: u8 = MO_IGNORE | (CDA_COMPUTE << 3);
-/// The value of a field of at most 64 bits: [`get_bits`] with one word read when the field
-/// lies in the 8 bytes from its first, as header fields do.
-#[cfg_attr(feature = "std", inline(always))]
-fn field_bits(data: &[u8], f: FieldRef) -> u64 {
-    let sh = f.off % 8;
-    if f.len > 0 && sh + f.len <= 64 {
-        if let Some(w) = data
-            .get(f.off as usize / 8..)
-            .and_then(|s| s.first_chunk::<8>())
-        {
-            return (u64::from_be_bytes(*w) << sh) >> (64 - f.len);
-        }
-    }
-    get_bits(data, f.off as usize, f.len)
-}
 
 /// [`crate::bits::word_at`] where fewer than 8 bytes are left: kept out of the plan's loop.
 #[cold]
@@ -884,10 +910,6 @@ struct Matcher<'h, 'p> {
     h: &'h Headers<'p>,
     cfg: &'h Config,
     checksum: Option<u16>,
-    /// The IPv6 payload length and UDP length decompression will compute.
-    ipv6_payload_len: Option<u16>,
-    /// See `ipv6_payload_len`.
-    udp_len: Option<u16>,
     /// Whether the packet has a CoAP token of length 0 (TKL 0), which a rule need not describe.
     empty_token: bool,
     /// `CHECK_*` bits of the computed fields that hold their computed value in the packet
@@ -897,47 +919,46 @@ struct Matcher<'h, 'p> {
 
 /// A bit of [`Matcher::holds`]: the length bits are set.
 const LENGTHS_CHECKED: u8 = 0x80;
-const _: () =
-    assert!(LENGTHS_CHECKED & (CHECK_PAYLOAD_LENGTH | CHECK_UDP_LENGTH | CHECK_CHECKSUM) == 0);
+/// A bit of [`Matcher::holds`]: the checksum bit is set.
+const CHECKSUM_CHECKED: u8 = 0x40;
+const _: () = assert!(
+    (LENGTHS_CHECKED | CHECKSUM_CHECKED)
+        & (CHECK_PAYLOAD_LENGTH | CHECK_UDP_LENGTH | CHECK_CHECKSUM)
+        == 0
+);
 
 impl<'h, 'p> Matcher<'h, 'p> {
     #[cfg_attr(feature = "std", inline(always))]
     fn new(h: &'h Headers<'p>, cfg: &'h Config) -> Self {
-        let data = h.data();
-        let len = data.len();
-        let ipv6_payload_len = u16::try_from(len.wrapping_sub(IPV6_HEADER_LEN)).ok();
-        let udp_len = len
-            .checked_sub(h.udp_start())
-            .and_then(|l| u16::try_from(l).ok());
         Self {
             h,
             cfg,
             checksum: None,
-            ipv6_payload_len,
-            udp_len,
             empty_token: h.has(Layer::Coap) && h.tkl() == 0,
             holds: 0,
         }
     }
 
-    /// Sets the length bits of `holds` (once per packet, when a plan first needs them).
+    /// Sets the length bits of `holds` (once per packet, when a plan first needs them): the
+    /// lengths in the packet, read as they are when their layer was parsed, against those
+    /// decompression computes. (A parsed IPv6 or UDP layer lies whole in the packet.)
     fn check_lengths(&mut self) {
         let (h, data) = (self.h, self.h.data());
-        // The lengths in the packet, read as they are (when their layer was parsed).
         let at = |i: usize| {
             data.get(i..)
                 .and_then(|b| b.first_chunk::<2>())
-                .map(|b| u16::from_be_bytes(*b))
+                .map_or(usize::MAX, |b| usize::from(u16::from_be_bytes(*b)))
         };
-        let v = self.ipv6_payload_len;
-        if h.has(Layer::Ipv6) && v.is_some() && at(4) == v {
-            self.holds |= CHECK_PAYLOAD_LENGTH;
+        let len = data.len();
+        let mut holds = self.holds | LENGTHS_CHECKED;
+        if h.has(Layer::Ipv6) && at(4) == len.wrapping_sub(IPV6_HEADER_LEN) {
+            holds |= CHECK_PAYLOAD_LENGTH;
         }
-        let v = self.udp_len;
-        if h.has(Layer::Udp) && v.is_some() && at(h.udp_start() + 4) == v {
-            self.holds |= CHECK_UDP_LENGTH;
+        let udp = h.udp_start();
+        if h.has(Layer::Udp) && at(udp + 4) == len.wrapping_sub(udp) {
+            holds |= CHECK_UDP_LENGTH;
         }
-        self.holds |= LENGTHS_CHECKED;
+        self.holds = holds;
     }
 
     /// Whether the computed fields `checks` (`CHECK_*` bits) hold their computed values.
@@ -946,10 +967,10 @@ impl<'h, 'p> Matcher<'h, 'p> {
         if self.holds & LENGTHS_CHECKED == 0 {
             self.check_lengths();
         }
-        if checks & !self.holds & CHECK_CHECKSUM != 0 {
-            let sum = self.computed(Fid::UdpChecksum);
-            let f = self.h.place(usize::from(CHECKSUM_KEY));
-            if sum.is_some_and(|v| field_bits(self.h.data(), f) == u64::from(v)) {
+        if checks & !self.holds & CHECK_CHECKSUM != 0 && self.holds & CHECKSUM_CHECKED == 0 {
+            self.holds |= CHECKSUM_CHECKED;
+            // (A plan with a checksum requires the UDP layer, checked before.)
+            if self.h.first() == Layer::Ipv6 && udp_checksum_holds(self.h.data()) {
                 self.holds |= CHECK_CHECKSUM;
             }
         }
@@ -1137,8 +1158,11 @@ impl<'h, 'p> Matcher<'h, 'p> {
             let at = h.layer_start(w.layer) + usize::from(w.at);
             // Whole words in the packet inline; a word past its end (a short CoAP header) from
             // `bits::word_at`, off the hot path.
-            let x = match data.get(at..).and_then(|s| s.first_chunk::<8>()) {
-                Some(x) => u64::from_be_bytes(*x),
+            let x = match data
+                .get(at..at + 8)
+                .and_then(|s| <[u8; 8]>::try_from(s).ok())
+            {
+                Some(x) => u64::from_be_bytes(x),
                 None => word_past_end(data, at),
             };
             if (x ^ w.value) & w.mask != 0 {
@@ -1350,8 +1374,16 @@ impl<'h, 'p> Matcher<'h, 'p> {
     /// The value decompression will compute for a compute-* field of this packet.
     fn computed(&mut self, fid: Fid) -> Option<u16> {
         match fid {
-            Fid::Ipv6PayloadLength => self.ipv6_payload_len,
-            Fid::UdpLength => self.udp_len,
+            // The IPv6 payload length and UDP length decompression will compute.
+            Fid::Ipv6PayloadLength => {
+                u16::try_from(self.h.data().len().wrapping_sub(IPV6_HEADER_LEN)).ok()
+            }
+            Fid::UdpLength => self
+                .h
+                .data()
+                .len()
+                .checked_sub(self.h.udp_start())
+                .and_then(|l| u16::try_from(l).ok()),
             Fid::UdpChecksum if self.h.first() == Layer::Ipv6 => {
                 if self.checksum.is_none() {
                     self.checksum = Some(udp_checksum(self.h.data()));
@@ -2784,6 +2816,42 @@ mod tests {
         p[48..50].copy_from_slice(&(0xFFFF - 37u16).to_be_bytes());
         assert_eq!(checksum_by_pairs(&p), 0xFFFF);
         assert_eq!(udp_checksum(&p), 0xFFFF);
+    }
+
+    #[test]
+    fn checksum_holds_exactly_when_the_field_is_the_checksum() {
+        // Every tail shape, the field right, off by one, 0 and 0xFFFF; and a sum of 0xFFFF,
+        // whose checksum is sent as 0xFFFF: 0 (the same one's complement zero) must not hold.
+        let mut x = 0x2545_F491_4F6C_DD1Du64;
+        for len in 0..48 {
+            assert!(!udp_checksum_holds(&[0xFF; 64][..len]));
+        }
+        for len in 48..=120usize {
+            let mut p: std::vec::Vec<u8> = (0..len)
+                .map(|_| {
+                    x ^= x << 13;
+                    x ^= x >> 7;
+                    x ^= x << 17;
+                    x as u8
+                })
+                .collect();
+            let c = udp_checksum(&p);
+            for field in [c, c.wrapping_add(1), c ^ 0x0100, 0, 0xFFFF] {
+                p[46..48].copy_from_slice(&field.to_be_bytes());
+                assert_eq!(
+                    udp_checksum_holds(&p),
+                    field == c,
+                    "len {len} field {field:#x}"
+                );
+            }
+        }
+        let mut p = [0u8; 50];
+        p[44..46].copy_from_slice(&10u16.to_be_bytes());
+        p[48..50].copy_from_slice(&(0xFFFF - 37u16).to_be_bytes());
+        p[46..48].copy_from_slice(&0xFFFFu16.to_be_bytes());
+        assert!(udp_checksum_holds(&p));
+        p[46..48].copy_from_slice(&[0, 0]);
+        assert!(!udp_checksum_holds(&p));
     }
 
     #[test]
