@@ -19,7 +19,7 @@ use crate::rule::compiled::{
     CompiledField, RulePlan, CDA_APP_IID, CDA_COMPUTE, CDA_DEV_IID, CDA_LSB, CDA_NOT_SENT,
     CDA_VALUE_SENT, CHECKSUM_KEY, CHECK_CHECKSUM, CHECK_PAYLOAD_LENGTH, CHECK_UDP_LENGTH, DI_DOWN,
     DI_UP, LEN_TOKEN, LEN_VARIABLE, MO_EQUAL, MO_EQUAL_POOL, MO_IGNORE, MO_MASK, MO_MSB,
-    OPTION_KEY, PAYLOAD_LENGTH_KEY, TOKEN_KEY, UDP_LENGTH_KEY,
+    OPTION_KEY, OUT_FIELD, OUT_TOKEN, PAYLOAD_LENGTH_KEY, TOKEN_KEY, UDP_LENGTH_KEY,
 };
 use crate::rule::index::{KeyHasher, RuleIndex, GROUP_DOWN, MAX_KEYS};
 use crate::rule::{
@@ -400,7 +400,10 @@ fn compress_with<'a, const INTERPRET: bool>(
         let (result, how) = match (fast, cf) {
             (Some(r), Some(cf)) => (
                 r,
-                Written::Compiled(cf, plan.filter(|_| INTERPRET).map(|p| p.sends)),
+                match plan.filter(|_| INTERPRET) {
+                    Some(p) if p.listed => Written::Planned(cf, p),
+                    p => Written::Compiled(cf, p.map(|p| p.sends)),
+                },
             ),
             _ if INTERPRET => (m.match_rule(set, rule).ok(), Written::Interpreted),
             _ => (None, Written::Interpreted),
@@ -473,6 +476,25 @@ fn compress_with<'a, const INTERPRET: bool>(
     // Only value-sent, mapping-sent and LSB write a residue: the other descriptors (most of
     // a typical rule) are skipped before their field is looked up.
     match how {
+        Written::Planned(cf, p) => {
+            let data = h.data();
+            for o in p.outs.get(..usize::from(p.n_outs)).unwrap_or(&[]) {
+                match o.kind {
+                    OUT_FIELD => {
+                        let at = h.layer_start(o.layer) * 8 + usize::from(o.off);
+                        w.copy_bits(data, at, usize::from(o.len))
+                    }
+                    OUT_TOKEN => {
+                        let at = h.layer_start(Layer::Coap as u8 - 1) * 8 + 32;
+                        w.copy_bits(data, at, usize::from(h.tkl()) * 8)
+                    }
+                    _ => cf
+                        .get(usize::from(o.entry))
+                        .map_or(Ok(()), |c| m.write_compiled(c, &mut w)),
+                }
+                .map_err(write)?;
+            }
+        }
         Written::Compiled(cf, Some(mut sends)) => {
             while let Some(c) = cf.get(sends.trailing_zeros() as usize) {
                 sends &= sends.wrapping_sub(1);
@@ -538,6 +560,8 @@ fn compress_with<'a, const INTERPRET: bool>(
 enum Written<'a> {
     /// Through the rule's compiled entries; with a plan, the entries that send a residue.
     Compiled(&'a [CompiledField], Option<u64>),
+    /// Through the rule's plan, which lists its residue writes ([`RulePlan::outs`]).
+    Planned(&'a [CompiledField], &'a RulePlan),
     /// Through the interpreter (or the no-compression rule).
     Interpreted,
 }
@@ -1154,16 +1178,18 @@ impl<'h, 'p> Matcher<'h, 'p> {
             return Some(None);
         }
         let data = h.data();
+        // The last byte a whole word can start at (wraps for a packet under 8 bytes).
+        let last = data.len().wrapping_sub(8);
         for w in p.words.get(..usize::from(p.n_words))? {
             let at = h.layer_start(w.layer) + usize::from(w.at);
             // Whole words in the packet inline; a word past its end (a short CoAP header) from
             // `bits::word_at`, off the hot path.
-            let x = match data
-                .get(at..at + 8)
-                .and_then(|s| <[u8; 8]>::try_from(s).ok())
-            {
-                Some(x) => u64::from_be_bytes(x),
-                None => word_past_end(data, at),
+            let x = if at <= last && data.len() >= 8 {
+                data.get(at..)
+                    .and_then(|s| s.first_chunk::<8>())
+                    .map_or(0, |x| u64::from_be_bytes(*x))
+            } else {
+                word_past_end(data, at)
             };
             if (x ^ w.value) & w.mask != 0 {
                 return Some(None);

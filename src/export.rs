@@ -200,7 +200,7 @@ fn write_rust(
     ] {
         writeln!(out, "    {field}: &{table},")?;
     }
-    // Plans cost 2 x 224 bytes per rule: a device matches entry by entry instead.
+    // Plans cost 2 x 264 bytes per rule: a device matches entry by entry instead.
     writeln!(out, "    plans: &[],")?;
     writeln!(out, "}};")?;
     writeln!(out)?;

@@ -7,6 +7,7 @@ mod common;
 use lpwan_schc::capture::{network_packet, CaptureReader};
 use lpwan_schc::codec::{compress, decompress, Config};
 use lpwan_schc::json;
+use lpwan_schc::rule::compiled::{OUT_FIELD, OUT_TOKEN};
 use lpwan_schc::rule::index::{left_aligned_id, IdEntry, RuleIndex, RuleIndexBuf};
 use lpwan_schc::rule::{Direction, Fid, FieldSpec, RuleError, RuleId, RuleSet, RuleSetBuf};
 
@@ -383,6 +384,15 @@ fn anchor_rule_compiles_whole() {
     );
     assert_eq!(up.checks, 0b111);
     assert_eq!((up.residue, up.token_sent), (4, true));
+    // Its residue writes in entry order: the MID's 4 low bits (CoAP bits 28..32), then the
+    // token's TKL bytes.
+    assert!(up.listed);
+    let outs: Vec<(u8, u8, u16, u8)> = up.outs[..usize::from(up.n_outs)]
+        .iter()
+        .map(|o| (o.kind, o.layer, o.off, o.len))
+        .collect();
+    assert_eq!(outs, [(OUT_FIELD, 2, 28, 4), (OUT_TOKEN, 0, 0, 0)]);
+    assert_eq!(up.outs[1].entry, 19);
     assert_eq!(up.rest.count_ones(), 1);
     assert_eq!(
         (up.header_fields, up.options, up.layer, up.first),

@@ -174,6 +174,66 @@ pub struct PlanWord {
     pub value: u64,
 }
 
+/// The most residue writes a [`RulePlan`] lists ([`PlanOut`]): a rule that sends more
+/// residues is written entry by entry from [`RulePlan::sends`].
+pub const PLAN_OUTS: usize = 6;
+
+/// [`PlanOut::kind`]: `len` bits from bit `off` of layer `layer`'s header.
+pub const OUT_FIELD: u8 = 0;
+/// [`PlanOut::kind`]: the CoAP token, TKL bytes (a value-sent token of `fl-token-length`).
+pub const OUT_TOKEN: u8 = 1;
+/// [`PlanOut::kind`]: the residue of compiled entry `entry`, written as the entry says
+/// (options, size prefixes, anything not at a fixed place).
+pub const OUT_ENTRY: u8 = 2;
+
+/// One residue write of a [`RulePlan`], in the rule's entry order: a header field's residue
+/// (its value-sent bits, or the bits under an LSB) at a fixed place of its layer, the token,
+/// or a compiled entry written as such.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct PlanOut {
+    /// [`OUT_FIELD`], [`OUT_TOKEN`] or [`OUT_ENTRY`].
+    pub kind: u8,
+    /// The layer of a field: 0 IPv6, 1 UDP, 2 CoAP.
+    pub layer: u8,
+    /// The bits of a field's residue.
+    pub len: u8,
+    /// The entry's index in the rule.
+    pub entry: u8,
+    /// The bit offset of a field's residue from its layer's start, in the plan's direction.
+    pub off: u16,
+}
+
+impl PlanOut {
+    /// How compression writes the residue of entry `i`, `c`, going `dir`.
+    fn of(c: &CompiledField, i: usize, dir: Direction) -> Self {
+        let (key, len, cda) = (c.key(), c.len(), (c.op() >> 3) & 7);
+        let entry = Self {
+            kind: OUT_ENTRY,
+            entry: i as u8,
+            ..Self::default()
+        };
+        if key == TOKEN_KEY && len == LEN_TOKEN && cda == CDA_VALUE_SENT {
+            return Self {
+                kind: OUT_TOKEN,
+                ..entry
+            };
+        }
+        match HEADER_PLACES.get(usize::from(key)) {
+            Some(place) if place.len != 0 && len == place.len => {
+                let x = if cda == CDA_LSB { c.arg().min(len) } else { 0 };
+                Self {
+                    kind: OUT_FIELD,
+                    layer: place.layer,
+                    len: len - x,
+                    off: place.offset(dir) + u16::from(x),
+                    ..entry
+                }
+            }
+            _ => entry,
+        }
+    }
+}
+
 /// Plan check: the IPv6 payload length must be the one decompression computes.
 pub const CHECK_PAYLOAD_LENGTH: u8 = 1;
 /// Plan check: the UDP length.
@@ -186,7 +246,8 @@ pub const CHECK_CHECKSUM: u8 = 4;
 /// otherwise do per entry: the header fields the rule pins with equal or MSB are checked a
 /// word at a time, the layers and the field count from precomputed masks, and only the
 /// entries left in `rest` (CoAP options, the token, device and application IIDs, fields of
-/// an unexpected length) one by one. It costs 2 × 224 bytes per rule, so static device
+/// an unexpected length) one by one; and the residues are written from `outs`. It costs
+/// 2 × 264 bytes per rule, so static device
 /// tables leave it out (`schc rules export-rust` writes no plans) and match entry by entry.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub struct RulePlan {
@@ -217,6 +278,13 @@ pub struct RulePlan {
     pub rest: u64,
     /// The entries of this direction that send a residue (value-sent, LSB), as bits.
     pub sends: u64,
+    /// Their residue writes in entry order, `n_outs` of them, when `listed`.
+    pub outs: [PlanOut; PLAN_OUTS],
+    /// How many of `outs` are used.
+    pub n_outs: u8,
+    /// Whether `outs` lists every residue (at most [`PLAN_OUTS`]); else compression writes
+    /// them from `sends`.
+    pub listed: bool,
 }
 
 impl RulePlan {
@@ -229,6 +297,7 @@ impl RulePlan {
         let d = if dir == Direction::Up { DI_UP } else { DI_DOWN };
         let mut p = Self::default();
         let (mut all, mut mine) = (0u64, 0u64);
+        let mut too_many = false;
         for (i, c) in cf.iter().enumerate() {
             let (op, key) = (c.op(), c.key());
             let mo = op & MO_MASK;
@@ -247,6 +316,13 @@ impl RulePlan {
             let cda = (op >> 3) & 7;
             if matches!(cda, CDA_VALUE_SENT | CDA_LSB) {
                 p.sends |= 1 << i;
+                match p.outs.get_mut(usize::from(p.n_outs)) {
+                    Some(o) => {
+                        *o = PlanOut::of(c, i, dir);
+                        p.n_outs += 1;
+                    }
+                    None => too_many = true,
+                }
             }
             if key >= OPTION_KEY {
                 p.options += 1;
@@ -332,6 +408,11 @@ impl RulePlan {
         } else {
             mine.trailing_zeros() as u8 + 1
         };
+        if too_many {
+            p.outs = Default::default();
+            p.n_outs = 0;
+        }
+        p.listed = !too_many;
         p.usable = true;
         p
     }
@@ -608,7 +689,7 @@ mod tests {
 
     #[test]
     fn plan_size_as_documented() {
-        assert_eq!(core::mem::size_of::<RulePlan>(), 224);
+        assert_eq!(core::mem::size_of::<RulePlan>(), 264);
     }
 
     #[test]

@@ -16,7 +16,7 @@ pub mod index;
 #[cfg(feature = "alloc")]
 mod owned;
 
-pub use compiled::{CompiledField, RulePlan};
+pub use compiled::{CompiledField, PlanOut, RulePlan};
 pub use fid::{Fid, Layer, COAP_OPTION_NAMES, HEADER_FIELDS};
 pub use frag::{AckBehavior, BitmapFormat, FragMode, FragParams, RcsAlgorithm, TileInAll1, Timer};
 pub use index::RuleIndex;
