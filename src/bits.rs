@@ -337,9 +337,14 @@ impl<'a> BitAcc<'a> {
         // Up to 56 bits (with the shift within the first byte, one word; a short payload, a
         // residue) inline; more in the loop.
         if n <= 56 {
+            // (Devices read through `get_bits`, which they link anyway: less flash.)
+            #[cfg(feature = "std")]
+            let v = word_at(src, off / 8) << (off % 8) >> (64 - n.max(1));
+            #[cfg(not(feature = "std"))]
+            let v = get_bits(src, off, n as u32);
             return match n {
                 0 => Ok(()),
-                _ => self.write(word_at(src, off / 8) << (off % 8) >> (64 - n), n as u32),
+                _ => self.write(v, n as u32),
             };
         }
         self.copy_long(src, off, n)
@@ -382,31 +387,37 @@ impl<'a> BitAcc<'a> {
         }
         let word = self.acc << (64 - self.n);
         let (at, end) = (self.stored, self.stored + bytes);
-        // One 8-byte read-modify-write that puts the new bytes in place and stores the others
-        // back as they were: from `at` when the buffer has 8 bytes there, else ending at `end`
-        // when 8 bytes precede it; a short buffer byte by byte.
-        let keep = u64::MAX.checked_shr(8 * bytes as u32).unwrap_or(0);
-        if let Some(t) = self
-            .buf
-            .get_mut(at..)
-            .and_then(|t| t.first_chunk_mut::<8>())
+        // Hosts: one 8-byte read-modify-write that puts the new bytes in place and stores the
+        // others back as they were: from `at` when the buffer has 8 bytes there, else ending
+        // at `end` when 8 bytes precede it. Devices, and a short buffer: byte by byte.
+        #[cfg(feature = "std")]
         {
-            let old = u64::from_be_bytes(*t) & keep;
-            *t = (old | (word & !keep)).to_be_bytes();
-        } else if let Some(t) = end
-            .checked_sub(8)
-            .and_then(|i| self.buf.get_mut(i..end))
-            .and_then(|t| t.first_chunk_mut::<8>())
-        {
-            let old = u64::from_be_bytes(*t) & !(u64::MAX >> (64 - 8 * bytes as u32));
-            *t = (old | (word >> (64 - 8 * bytes as u32))).to_be_bytes();
-        } else {
-            let Some(dst) = self.buf.get_mut(at..end) else {
-                return Err(self.full(0));
-            };
-            for (d, b) in dst.iter_mut().zip(word.to_be_bytes()) {
-                *d = b;
+            let keep = u64::MAX.checked_shr(8 * bytes as u32).unwrap_or(0);
+            if let Some(t) = self
+                .buf
+                .get_mut(at..)
+                .and_then(|t| t.first_chunk_mut::<8>())
+            {
+                let old = u64::from_be_bytes(*t) & keep;
+                *t = (old | (word & !keep)).to_be_bytes();
+                return Ok(end);
             }
+            if let Some(t) = end
+                .checked_sub(8)
+                .and_then(|i| self.buf.get_mut(i..end))
+                .and_then(|t| t.first_chunk_mut::<8>())
+            {
+                let low = u64::MAX >> (64 - 8 * bytes as u32);
+                let old = u64::from_be_bytes(*t) & !low;
+                *t = (old | (word >> (64 - 8 * bytes as u32))).to_be_bytes();
+                return Ok(end);
+            }
+        }
+        let Some(dst) = self.buf.get_mut(at..end) else {
+            return Err(self.full(0));
+        };
+        for (d, b) in dst.iter_mut().zip(word.to_be_bytes()) {
+            *d = b;
         }
         Ok(end)
     }
