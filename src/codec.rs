@@ -14,7 +14,10 @@ use heapless::Vec;
 use thiserror::Error;
 
 use crate::bits::{get_bits, size_prefix_len, BitAcc, BitError, BitReader, BitWriter};
-use crate::packet::{FieldRef, Headers, FIELD_SLOTS, IPV6_HEADER_LEN, MAX_OPTIONS, UDP_HEADER_LEN};
+use crate::packet::{
+    FieldRef, Headers, FIELD_SLOTS, IPV6_HEADER_LEN, LENGTH_IPV6, LENGTH_UDP, MAX_OPTIONS,
+    UDP_HEADER_LEN,
+};
 use crate::rule::compiled::{
     CompiledField, RulePlan, CDA_APP_IID, CDA_COMPUTE, CDA_DEV_IID, CDA_LSB, CDA_NOT_SENT,
     CDA_VALUE_SENT, CHECKSUM_KEY, CHECK_CHECKSUM, CHECK_PAYLOAD_LENGTH, CHECK_UDP_LENGTH, DI_DOWN,
@@ -361,7 +364,8 @@ fn compress_with<'a, const INTERPRET: bool>(
     out: &mut [u8],
 ) -> Result<Compressed, CompressError> {
     let mut h = Headers::unparsed(packet, dir, cfg.first_layer);
-    h.parse_in_place();
+    // (Only plans ask for the lengths: the compiled-only path has none.)
+    h.parse_with::<INTERPRET>();
     let mut m = Matcher::new(&h, cfg);
     // The best rule so far: its total length, deepest layer, and how it matched: through its
     // compiled entries (and the entries that send a residue, as bits, from its plan) or the
@@ -937,18 +941,18 @@ struct Matcher<'h, 'p> {
     /// Whether the packet has a CoAP token of length 0 (TKL 0), which a rule need not describe.
     empty_token: bool,
     /// `CHECK_*` bits of the computed fields that hold their computed value in the packet
-    /// (the checksum's once [`Matcher::checks_hold`] found it so), and [`LENGTHS_CHECKED`].
+    /// (the lengths as parsing found them, the checksum's once [`Matcher::checks_hold`] found
+    /// it so), and [`CHECKSUM_CHECKED`].
     holds: u8,
 }
 
-/// A bit of [`Matcher::holds`]: the length bits are set.
-const LENGTHS_CHECKED: u8 = 0x80;
 /// A bit of [`Matcher::holds`]: the checksum bit is set.
 const CHECKSUM_CHECKED: u8 = 0x40;
 const _: () = assert!(
-    (LENGTHS_CHECKED | CHECKSUM_CHECKED)
-        & (CHECK_PAYLOAD_LENGTH | CHECK_UDP_LENGTH | CHECK_CHECKSUM)
-        == 0
+    CHECKSUM_CHECKED & (CHECK_PAYLOAD_LENGTH | CHECK_UDP_LENGTH | CHECK_CHECKSUM) == 0
+        // The lengths parsing checked are the plan's length checks.
+        && LENGTH_IPV6 == CHECK_PAYLOAD_LENGTH
+        && LENGTH_UDP == CHECK_UDP_LENGTH
 );
 
 impl<'h, 'p> Matcher<'h, 'p> {
@@ -959,38 +963,13 @@ impl<'h, 'p> Matcher<'h, 'p> {
             cfg,
             checksum: None,
             empty_token: h.has(Layer::Coap) && h.tkl() == 0,
-            holds: 0,
+            holds: h.lengths_hold(),
         }
-    }
-
-    /// Sets the length bits of `holds` (once per packet, when a plan first needs them): the
-    /// lengths in the packet, read as they are when their layer was parsed, against those
-    /// decompression computes. (A parsed IPv6 or UDP layer lies whole in the packet.)
-    fn check_lengths(&mut self) {
-        let (h, data) = (self.h, self.h.data());
-        let at = |i: usize| {
-            data.get(i..)
-                .and_then(|b| b.first_chunk::<2>())
-                .map_or(usize::MAX, |b| usize::from(u16::from_be_bytes(*b)))
-        };
-        let len = data.len();
-        let mut holds = self.holds | LENGTHS_CHECKED;
-        if h.has(Layer::Ipv6) && at(4) == len.wrapping_sub(IPV6_HEADER_LEN) {
-            holds |= CHECK_PAYLOAD_LENGTH;
-        }
-        let udp = h.udp_start();
-        if h.has(Layer::Udp) && at(udp + 4) == len.wrapping_sub(udp) {
-            holds |= CHECK_UDP_LENGTH;
-        }
-        self.holds = holds;
     }
 
     /// Whether the computed fields `checks` (`CHECK_*` bits) hold their computed values.
     #[cfg_attr(feature = "std", inline(always))]
     fn checks_hold(&mut self, checks: u8) -> bool {
-        if self.holds & LENGTHS_CHECKED == 0 {
-            self.check_lengths();
-        }
         if checks & !self.holds & CHECK_CHECKSUM != 0 && self.holds & CHECKSUM_CHECKED == 0 {
             self.holds |= CHECKSUM_CHECKED;
             // (A plan with a checksum requires the UDP layer, checked before.)
@@ -1169,12 +1148,10 @@ impl<'h, 'p> Matcher<'h, 'p> {
             _ => Layer::Coap,
         };
         let layer = (p.layer != 0).then(|| layer_of(p.layer));
-        if layer.is_some_and(|l| !h.has(l)) || (p.first != 0 && !h.has(layer_of(p.first))) {
-            return Some(None);
-        }
+        // The deepest and the first layers parsed, and the field count up to the deepest.
         let empty_token = usize::from(self.empty_token && p.token);
         let count = usize::from(p.header_fields) + usize::from(p.options) - empty_token;
-        if count != h.field_count(layer) {
+        if h.present() & p.needs != p.needs || count != h.counted(layer) {
             return Some(None);
         }
         let data = h.data();

@@ -1,8 +1,9 @@
 //! Zero-copy parsing of the headers SCHC compresses: IPv6, UDP and CoAP.
 //!
-//! [`Headers::parse`] walks a packet once and records every field as a bit range
-//! ([`FieldRef`]) of the caller's buffer, named by its SCHC [`Fid`]: source and destination
-//! are mapped to Dev and App by the packet's [`Direction`]. It parses as many layers as are
+//! [`Headers::parse`] walks a packet once and records where each layer starts, the CoAP
+//! token length and the options; a field is then found as a bit range ([`FieldRef`]) of the
+//! caller's buffer, named by its SCHC [`Fid`]: source and destination are mapped to Dev and
+//! App by the packet's [`Direction`]. It parses as many layers as are
 //! well formed (IPv6, then UDP when Next Header is 17, then CoAP when the UDP payload is a
 //! well-formed CoAP message); whatever follows the deepest layer a rule describes is payload.
 //! Nothing is copied and nothing can panic.
@@ -104,7 +105,20 @@ pub struct Headers<'p> {
     udp_start: usize,
     coap_end: usize,
     coap_error: Option<CoapError>,
+    /// For plans: the parsed layers, bit `l - 1` for `Layer` `l` (`Layer as u8`).
+    present: u8,
+    /// For plans: [`Headers::field_count`] up to each layer, index 0 for none, else
+    /// `Layer as u8`.
+    counts: [u8; 4],
+    /// Which lengths hold the value decompression computes ([`LENGTH_IPV6`],
+    /// [`LENGTH_UDP`]), when [`Headers::parse_with`] checked them.
+    lengths: u8,
 }
+
+/// [`Headers::lengths_hold`]: the IPv6 payload length is the length after the IPv6 header.
+pub(crate) const LENGTH_IPV6: u8 = 1;
+/// [`Headers::lengths_hold`]: the UDP length is the length from the UDP header on.
+pub(crate) const LENGTH_UDP: u8 = 2;
 
 impl<'p> Headers<'p> {
     /// Parses `data`, an IPv6 packet, going `direction`.
@@ -137,19 +151,61 @@ impl<'p> Headers<'p> {
             udp_start: 0,
             coap_end: data.len(),
             coap_error: None,
+            present: 0,
+            counts: [0; 4],
+            lengths: 0,
         }
     }
 
     /// Parses the packet of [`Headers::unparsed`] in place.
     pub(crate) fn parse_in_place(&mut self) {
+        self.parse_with::<false>();
+    }
+
+    /// [`Headers::parse_in_place`]; with `PLANS`, also what matching plans ask of every
+    /// rule, once: the IPv6 payload length and the UDP length of the layers it parses
+    /// against those decompression computes ([`Headers::lengths_hold`]), the parsed layers as
+    /// bits ([`Headers::present`]) and the field count up to each ([`Headers::counted`]).
+    /// Devices, which have no plans, do not link these.
+    pub(crate) fn parse_with<const PLANS: bool>(&mut self) {
+        self.parse_layers::<PLANS>();
+        let Some(depth) = self.depth.filter(|_| PLANS) else {
+            return;
+        };
+        // The layers from the first to the deepest.
+        let (first, depth) = (self.first as u8, depth as u8);
+        self.present = ((1u8 << depth) - 1) & !((1u8 << (first - 1)) - 1);
+        let has = |l: Layer| self.present & (1 << (l as u8 - 1)) != 0;
+        let ipv6 = if has(Layer::Ipv6) { 10 } else { 0 };
+        let udp = ipv6 + if has(Layer::Udp) { 4 } else { 0 };
+        // A zero-length token (TKL 0) need not be described.
+        let coap = udp
+            + if has(Layer::Coap) {
+                5 + u8::from(self.tkl > 0) + self.n_options
+            } else {
+                0
+            };
+        self.counts = [0, ipv6, udp, coap];
+    }
+
+    /// [`Headers::parse_with`]: the layers, and with `PLANS` their lengths.
+    fn parse_layers<const PLANS: bool>(&mut self) {
         let (data, first) = (self.data, self.first);
         let h = self;
         let mut next = 0usize;
+        let len_at = |i: usize| {
+            data.get(i..)
+                .and_then(|b| b.first_chunk::<2>())
+                .map_or(usize::MAX, |b| usize::from(u16::from_be_bytes(*b)))
+        };
         if first == Layer::Ipv6 {
             if data.len() < IPV6_HEADER_LEN || data.first().map(|b| b >> 4) != Some(6) {
                 return;
             }
             h.depth = Some(Layer::Ipv6);
+            if PLANS && len_at(4) == data.len() - IPV6_HEADER_LEN {
+                h.lengths |= LENGTH_IPV6;
+            }
             if data.get(6) != Some(&17) {
                 return;
             }
@@ -162,6 +218,9 @@ impl<'p> Headers<'p> {
             h.start[1] = next;
             h.udp_start = next;
             h.depth = Some(Layer::Udp);
+            if PLANS && len_at(next + 4) == data.len() - next {
+                h.lengths |= LENGTH_UDP;
+            }
             next += UDP_HEADER_LEN;
             if data.len() == next {
                 return;
@@ -180,6 +239,20 @@ impl<'p> Headers<'p> {
                 h.coap_error = Some(e);
             }
         }
+    }
+
+    /// Which lengths hold the value decompression computes ([`LENGTH_IPV6`], [`LENGTH_UDP`];
+    /// each only when its layer was parsed), when [`Headers::parse_with`] checked them.
+    #[inline(always)]
+    pub(crate) fn lengths_hold(&self) -> u8 {
+        self.lengths
+    }
+
+    /// The parsed layers as bits, `1 << (l as u8 - 1)` for each parsed `Layer` `l`, when
+    /// [`Headers::parse_with`] recorded them for plans (0 otherwise).
+    #[inline(always)]
+    pub(crate) fn present(&self) -> u8 {
+        self.present
     }
 
     /// The first layer of the packet.
@@ -237,7 +310,8 @@ impl<'p> Headers<'p> {
         }
     }
 
-    /// Number of fields in the layers from the first up to and including `layer`.
+    /// Number of fields in the layers from the first up to and including `layer` (a
+    /// zero-length token, TKL 0, is not counted: a rule need not describe it).
     #[inline]
     pub fn field_count(&self, layer: Option<Layer>) -> usize {
         let has = |l: Layer| l >= self.first && Some(l) <= layer;
@@ -249,10 +323,17 @@ impl<'p> Headers<'p> {
             n += 4;
         }
         if has(Layer::Coap) {
-            // A zero-length token (TKL 0) need not be described.
             n += 5 + usize::from(self.tkl > 0) + usize::from(self.n_options);
         }
         n
+    }
+
+    /// [`Headers::field_count`] up to a parsed `layer`, as [`Headers::parse_with`] counted
+    /// it for plans (0 otherwise).
+    #[inline(always)]
+    pub(crate) fn counted(&self, layer: Option<Layer>) -> usize {
+        let i = layer.map_or(0, |l| l as usize);
+        usize::from(self.counts.get(i).copied().unwrap_or(0))
     }
 
     /// The CoAP options, in packet order (none when CoAP was not parsed).
@@ -437,6 +518,7 @@ fn next_option(
 /// Parses a CoAP message starting at byte `start`; returns the TKL, the byte offset where
 /// the payload starts (after the payload marker, or the end when there is no payload), and
 /// the number of options.
+#[cfg_attr(feature = "std", inline(always))]
 fn parse_coap(data: &[u8], start: usize) -> Result<(u8, usize, u8), CoapError> {
     let first = *data.get(start).ok_or(CoapError::Truncated(start))?;
     if data.len() < start + 4 {
@@ -490,7 +572,45 @@ mod tests {
         assert_eq!(&p[o[0].value.bytes()], b"temperature");
         assert_eq!(h.layer_end(Some(Layer::Coap)), p.len());
         assert_eq!(h.field_count(Some(Layer::Coap)), 21);
-        // Without a token the count drops by one.
+        assert_eq!(
+            (h.field_count(None), h.field_count(Some(Layer::Ipv6))),
+            (0, 10)
+        );
+        assert_eq!(h.field_count(Some(Layer::Udp)), 14);
+        let mut full = Headers::unparsed(&p, Direction::Up, Layer::Ipv6);
+        full.parse_with::<true>();
+        assert_eq!(full.present(), 0b111);
+        assert_eq!(full.counted(Some(Layer::Udp)), 14);
+        assert_eq!(full.counted(Some(Layer::Coap)), 21);
+        let lengths = |q: &[u8], first| {
+            let mut h = Headers::unparsed(q, Direction::Up, first);
+            h.parse_with::<true>();
+            h.lengths_hold()
+        };
+        // The lengths against those decompression computes: the packet was cut to 65 bytes,
+        // so neither 17 (0x11) holds; 25 in both does ...
+        assert_eq!(lengths(&p, Layer::Ipv6), 0);
+        let mut q = p.clone();
+        q[4..6].copy_from_slice(&25u16.to_be_bytes());
+        q[44..46].copy_from_slice(&25u16.to_be_bytes());
+        assert_eq!(lengths(&q, Layer::Ipv6), LENGTH_IPV6 | LENGTH_UDP);
+        // ... and a wrong UDP length is found too.
+        q[44..46].copy_from_slice(&18u16.to_be_bytes());
+        assert_eq!(lengths(&q, Layer::Ipv6), LENGTH_IPV6);
+        // From the UDP header on: UDP and CoAP only, counted from UDP (the UDP length, 18,
+        // is still wrong).
+        let planned = |q: &[u8], first| {
+            let mut h = Headers::unparsed(q, Direction::Up, first);
+            h.parse_with::<true>();
+            (h.present(), h.counted(Some(Layer::Coap)), h.lengths_hold())
+        };
+        assert_eq!(planned(&q[40..], Layer::Udp), (0b110, 11, 0));
+        q[44..46].copy_from_slice(&25u16.to_be_bytes());
+        assert_eq!(planned(&q[40..], Layer::Udp), (0b110, 11, LENGTH_UDP));
+        let u = Headers::parse_from(&q[40..], Direction::Up, Layer::Udp);
+        assert_eq!(u.field_count(Some(Layer::Coap)), 11);
+        // A packet that is not IPv6 has no layer and no field.
+        assert_eq!(planned(&q[1..], Layer::Ipv6), (0, 0, 0));
     }
 
     #[test]

@@ -264,6 +264,9 @@ pub struct RulePlan {
     pub layer: u8,
     /// The first layer of this direction's entries (`Layer as u8`; 0 when none).
     pub first: u8,
+    /// `layer` and `first` as bits, `1 << (l - 1)` for layer `l`: the layers the packet
+    /// must have.
+    pub needs: u8,
     /// How many of this direction's entries are header fields.
     pub header_fields: u8,
     /// How many are CoAP options.
@@ -408,6 +411,10 @@ impl RulePlan {
         } else {
             mine.trailing_zeros() as u8 + 1
         };
+        p.needs = [p.layer, p.first]
+            .iter()
+            .filter(|&&l| l != 0)
+            .fold(0, |b, &l| b | 1 << (l - 1));
         if too_many {
             p.outs = Default::default();
             p.n_outs = 0;
