@@ -288,6 +288,12 @@ impl<'a> BitAcc<'a> {
         } else {
             value & ((1u64 << n) - 1)
         };
+        self.put(value, n)
+    }
+
+    /// [`BitAcc::write`] of a `value` below 2^`n` (`n` at most 64).
+    #[cfg_attr(feature = "std", inline(always))]
+    fn put(&mut self, value: u64, n: u32) -> Result<(), BitError> {
         let free = 64 - self.n;
         if n < free {
             self.acc = (self.acc << n) | value;
@@ -342,8 +348,12 @@ impl<'a> BitAcc<'a> {
             let v = word_at(src, off / 8) << (off % 8) >> (64 - n.max(1));
             #[cfg(not(feature = "std"))]
             let v = get_bits(src, off, n as u32);
+            // (`v` has no bits above the `n` it puts. Devices share `write`'s one body.)
             return match n {
                 0 => Ok(()),
+                #[cfg(feature = "std")]
+                _ => self.put(v, n as u32),
+                #[cfg(not(feature = "std"))]
                 _ => self.write(v, n as u32),
             };
         }
@@ -380,6 +390,7 @@ impl<'a> BitAcc<'a> {
 
     /// Stores the bits still in the accumulator (whole bytes, the last one zero-padded) and
     /// returns the length written in bytes.
+    #[cfg_attr(feature = "std", inline(always))]
     pub fn flush(&mut self) -> Result<usize, BitError> {
         let bytes = self.n.div_ceil(8) as usize;
         if bytes == 0 {

@@ -849,6 +849,8 @@ pub(crate) fn udp_checksum_holds(pkt: &[u8]) -> bool {
     let rest = pkt.get(8..).unwrap_or(&[]);
     // Hosts: 8-byte words summed into 128 bits (an add with carry each, the carries folded
     // back once at the end), then the tail as `csum_add` does it.
+    // The last 0 to 7 bytes as the top of the datagram's last 8 bytes, shifted down: they
+    // start at an even offset, so they keep their 16-bit lanes, with zeros after them.
     #[cfg(feature = "std")]
     let (sum, rest) = {
         let mut wide = u128::from(csum_pseudo(pkt));
@@ -857,8 +859,19 @@ pub(crate) fn udp_checksum_holds(pkt: &[u8]) -> bool {
             let w = <[u8; 8]>::try_from(w).map_or(0, u64::from_ne_bytes);
             wide += u128::from(w);
         }
+        let tail = words.remainder().len();
+        let last = rest.last_chunk::<8>().filter(|_| tail > 0);
+        if let Some(last) = last {
+            let v = u64::from_le_bytes(*last) >> (8 * (8 - tail));
+            wide += u128::from(u64::from_ne_bytes(v.to_le_bytes()));
+        }
         let (lo, c) = (wide as u64).overflowing_add((wide >> 64) as u64);
-        (lo + u64::from(c), words.remainder())
+        let rest = if last.is_some() {
+            &[]
+        } else {
+            words.remainder()
+        };
+        (lo + u64::from(c), rest)
     };
     #[cfg(not(feature = "std"))]
     let sum = csum_pseudo(pkt);
