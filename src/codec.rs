@@ -386,14 +386,32 @@ fn compress_with<'a, const INTERPRET: bool>(
         .filter(|p| INTERPRET && !p.is_empty() && set.is_validated());
     let up = usize::from(dir == Direction::Down);
     let ids_checked = INTERPRET && set.is_validated();
-    let mut consider = |i: usize, rule: &'a Rule| {
-        // A rule whose ID cannot be written as it is (unchecked sets) is never used.
-        let Nature::Compression(span) = rule.nature else {
-            return;
+    // The rules that can match, in set order, from the index; without one (or with too many
+    // candidates), every rule. The same rules match either way, tried in the same order. An
+    // index without key fields (rules that no field tells apart, as on most devices) makes
+    // every compression rule a candidate: no need to probe it.
+    let mut cands = Vec::new();
+    let indexed = set.index().is_some_and(|ix| {
+        INTERPRET && ix.keys.first().is_some_and(|k| k.fp != 0) && candidates(ix, &h, &mut cands)
+    });
+    let rules = set.rules();
+    let n = if indexed { cands.len() } else { rules.len() };
+    // One loop over either, its body inline.
+    for k in 0..n {
+        let i = match indexed {
+            true => cands.get(k).map_or(usize::MAX, |&i| i as usize),
+            false => k,
         };
-        // (A validated set's IDs are.)
+        let Some(rule) = rules.get(i) else {
+            continue;
+        };
+        let Nature::Compression(span) = rule.nature else {
+            continue;
+        };
+        // A rule whose ID cannot be written as it is (unchecked sets) is never used. (A
+        // validated set's IDs are.)
         if !(ids_checked || rule.id.is_well_formed()) {
-            return;
+            continue;
         }
         let cf = compiled.and_then(|c| c.get(span.range()));
         let plan = plans.and_then(|p| p.get(2 * i + up)).filter(|p| p.usable);
@@ -419,29 +437,6 @@ fn compress_with<'a, const INTERPRET: bool>(
                 best = Some((rule, total, layer, how));
             }
         }
-    };
-    // The rules that can match, in set order, from the index; without one (or with too many
-    // candidates), every rule. The same rules match either way, tried in the same order. An
-    // index without key fields (rules that no field tells apart, as on most devices) makes
-    // every compression rule a candidate: no need to probe it.
-    let mut cands = Vec::new();
-    match set.index() {
-        Some(ix)
-            if INTERPRET
-                && ix.keys.first().is_some_and(|k| k.fp != 0)
-                && candidates(ix, &h, &mut cands) =>
-        {
-            for &i in cands.iter() {
-                if let Some(rule) = set.rules().get(i as usize) {
-                    consider(i as usize, rule);
-                }
-            }
-        }
-        _ => set
-            .rules()
-            .iter()
-            .enumerate()
-            .for_each(|(i, r)| consider(i, r)),
     }
     // No match: the no-compression rule, which writes like a rule that covers no layer.
     let (rule, total, layer, how) = match best {
