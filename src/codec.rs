@@ -1172,9 +1172,9 @@ impl<'h, 'p> Matcher<'h, 'p> {
             let x = if at <= last && data.len() >= 8 {
                 data.get(at..)
                     .and_then(|s| s.first_chunk::<8>())
-                    .map_or(0, |x| u64::from_be_bytes(*x))
+                    .map_or(0, |x| u64::from_ne_bytes(*x))
             } else {
-                word_past_end(data, at)
+                u64::from_ne_bytes(word_past_end(data, at).to_be_bytes())
             };
             if (x ^ w.value) & w.mask != 0 {
                 return Some(None);

@@ -368,7 +368,7 @@ fn anchor_rule_compiles_whole() {
     assert!(up.usable);
     let words: Vec<(u8, u8, u64, u64)> = up.words[..usize::from(up.n_words)]
         .iter()
-        .map(|w| (w.layer, w.at, w.mask, w.value))
+        .map(|w| (w.layer, w.at, w.mask_be(), w.value_be()))
         .collect();
     assert_eq!(
         words,
@@ -403,7 +403,7 @@ fn anchor_rule_compiles_whole() {
     let down = &plans[2 * i + 1];
     let mut at: Vec<(u8, u8, u64)> = down.words[..usize::from(down.n_words)]
         .iter()
-        .map(|w| (w.layer, w.at, w.value))
+        .map(|w| (w.layer, w.at, w.value_be()))
         .collect();
     at.sort_unstable();
     assert_eq!(

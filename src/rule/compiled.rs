@@ -160,8 +160,11 @@ impl CompiledField {
 /// The most word compares in a [`RulePlan`]: the IPv6 header needs five, UDP one, CoAP one.
 pub const PLAN_WORDS: usize = 8;
 
-/// One compare of a [`RulePlan`]: the 8 bytes from byte `at` of a layer's header, read
-/// big-endian (zero past the packet's end), under `mask`, must equal `value`.
+/// One compare of a [`RulePlan`]: the 8 bytes from byte `at` of a layer's header (zero past
+/// the packet's end), read as a native-endian `u64` (`u64::from_ne_bytes`: no byte swap per
+/// packet), under `mask`, must equal `value`. `mask` and `value` are in that order too:
+/// [`PlanWord::mask_be`] and [`PlanWord::value_be`] give them big-endian. Unused words of a
+/// plan are all zero: they compare the first 8 bytes under an empty mask, and always pass.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub struct PlanWord {
     /// The layer: 0 IPv6, 1 UDP, 2 CoAP.
@@ -172,6 +175,18 @@ pub struct PlanWord {
     pub mask: u64,
     /// Their values (zero outside `mask`).
     pub value: u64,
+}
+
+impl PlanWord {
+    /// `mask` read big-endian: bit 63 is the first bit of byte `at`.
+    pub fn mask_be(&self) -> u64 {
+        u64::from_be_bytes(self.mask.to_ne_bytes())
+    }
+
+    /// `value` read big-endian.
+    pub fn value_be(&self) -> u64 {
+        u64::from_be_bytes(self.value.to_ne_bytes())
+    }
 }
 
 /// The most residue writes a [`RulePlan`] lists ([`PlanOut`]): a rule that sends more
@@ -415,6 +430,11 @@ impl RulePlan {
             .iter()
             .filter(|&&l| l != 0)
             .fold(0, |b, &l| b | 1 << (l - 1));
+        // The words in the packet's byte order, as compression reads them.
+        for w in &mut p.words {
+            w.mask = u64::from_ne_bytes(w.mask.to_be_bytes());
+            w.value = u64::from_ne_bytes(w.value.to_be_bytes());
+        }
         if too_many {
             p.outs = Default::default();
             p.n_outs = 0;
