@@ -356,8 +356,9 @@ fn anchor_rule_compiles_whole() {
         .all(|fd| !set.compile_field(fd).is_fallback()));
     // Its uplink plan: the pinned header fields as seven masked words (IPv6 version to hop
     // limit with the payload length left out, the four address halves, the UDP ports, the
-    // CoAP header with the MID's 12 high bits), the three computed fields as checks, the
-    // token and the MID's 4 low bits as residue, and only Uri-Path left to match alone.
+    // CoAP header with the MID's 12 high bits), the Uri-Path option as an eighth (its bytes
+    // as encoded: the TKL is pinned), the three computed fields as checks, the token and the
+    // MID's 4 low bits as residue, and nothing left to match alone.
     let plans = buf.index().unwrap().plans.clone();
     let i = set
         .rules()
@@ -380,6 +381,9 @@ fn anchor_rule_compiles_whole() {
             (0, 32, u64::MAX, 0x0000_0000_0000_0020),
             (1, 0, 0xFFFF_FFFF_0000_0000, 0xd100_1633_0000_0000),
             (2, 0, 0xFFFF_FFF0_0000_0000, 0x4101_1230_0000_0000),
+            // Uri-Path "temp", its only option, as encoded after the 1-byte token: header
+            // byte 0xB4 (delta 11, length 4), then the value.
+            (2, 5, 0xFFFF_FFFF_FF00_0000, 0xB474_656D_7000_0000),
         ]
     );
     assert_eq!(up.checks, 0b111);
@@ -393,7 +397,7 @@ fn anchor_rule_compiles_whole() {
         .collect();
     assert_eq!(outs, [(OUT_FIELD, 2, 28, 4), (OUT_TOKEN, 0, 0, 0)]);
     assert_eq!(up.outs[1].entry, 19);
-    assert_eq!(up.rest.count_ones(), 1);
+    assert_eq!(up.rest, 0);
     assert_eq!(
         (up.header_fields, up.options, up.layer, up.first),
         (20, 1, 3, 1)

@@ -73,11 +73,14 @@ pub(crate) const UDP_LENGTH_KEY: u16 = 12;
 pub(crate) const CHECKSUM_KEY: u16 = 13;
 /// See [`PAYLOAD_LENGTH_KEY`].
 pub(crate) const TOKEN_KEY: u16 = 19;
+/// See [`PAYLOAD_LENGTH_KEY`].
+pub(crate) const TKL_KEY: u16 = 16;
 const _: () = assert!(
     matches!(Fid::Ipv6PayloadLength.header_index(), Some(3))
         && matches!(Fid::UdpLength.header_index(), Some(12))
         && matches!(Fid::UdpChecksum.header_index(), Some(13))
         && matches!(Fid::CoapToken.header_index(), Some(19))
+        && matches!(Fid::CoapTkl.header_index(), Some(16))
 );
 
 /// Direction bits of `op`: the entry applies uplink.
@@ -259,11 +262,12 @@ pub const CHECK_CHECKSUM: u8 = 4;
 /// A compiled rule's matching plan for one direction, derived from its [`CompiledField`]s
 /// with the index ([`RulePlan::new`]) so that compression does per rule what it would
 /// otherwise do per entry: the header fields the rule pins with equal or MSB are checked a
-/// word at a time, the layers and the field count from precomputed masks, and only the
-/// entries left in `rest` (CoAP options, the token, device and application IIDs, fields of
-/// an unexpected length) one by one; and the residues are written from `outs`. It costs
-/// 2 × 264 bytes per rule, so static device
-/// tables leave it out (`schc rules export-rust` writes no plans) and match entry by entry.
+/// word at a time, and its CoAP options as the bytes of their encoding when it allows one
+/// only ([`RulePlan::new`]); the layers and the field count from precomputed masks, and only
+/// the entries left in `rest` (other options, the token, device and application IIDs,
+/// fields of an unexpected length) one by one; and the residues are written from `outs`.
+/// It costs 2 × 264 bytes per rule, so static device tables leave it out (`schc rules
+/// export-rust` writes no plans) and match entry by entry.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub struct RulePlan {
     /// The word compares, `n_words` of them.
@@ -430,6 +434,7 @@ impl RulePlan {
             .iter()
             .filter(|&&l| l != 0)
             .fold(0, |b, &l| b | 1 << (l - 1));
+        p.fold_options(cf, d);
         // The words in the packet's byte order, as compression reads them.
         for w in &mut p.words {
             w.mask = u64::from_ne_bytes(w.mask.to_be_bytes());
@@ -442,6 +447,100 @@ impl RulePlan {
         p.listed = !too_many;
         p.usable = true;
         p
+    }
+}
+
+impl RulePlan {
+    /// Folds the option entries of direction bit `d` into words when together they allow one
+    /// encoding only: every one `equal` / `not-sent` with a short inline value, their
+    /// positions 1, 2, ... per option number, and the TKL pinned (so the options start at a
+    /// fixed byte of the CoAP header). As the field count leaves the packet no other option,
+    /// and an option's header bytes are canonical (extended nibbles only for deltas and
+    /// lengths of 13 and more), the packet's options then match exactly when their bytes are
+    /// that encoding. Otherwise, or when the words do not fit, they stay in `rest`.
+    fn fold_options(&mut self, cf: &[CompiledField], d: u8) {
+        const MAX: usize = 8;
+        let tkl = cf
+            .iter()
+            .find(|c| c.key() == TKL_KEY && c.op() & d != 0 && c.op() & MO_MASK == MO_EQUAL);
+        let Some(tkl) = tkl.map(|c| c.tv()).filter(|&t| t <= 8) else {
+            return;
+        };
+        // (number, position, index in the rule) of each option entry, sorted.
+        let mut opts = [(0u16, 0u8, 0usize); MAX];
+        let mut n = 0;
+        for (i, c) in cf.iter().enumerate() {
+            if c.key() < OPTION_KEY || c.op() & d == 0 {
+                continue;
+            }
+            let inline = c.op() & 0x3F == MO_EQUAL | (CDA_NOT_SENT << 3)
+                && c.len() == LEN_VARIABLE
+                && c.arg() <= 8;
+            match opts.get_mut(n) {
+                Some(o) if inline => *o = (c.key() - OPTION_KEY, c.fp(), i),
+                _ => return,
+            }
+            n += 1;
+        }
+        let opts = opts.get_mut(..n).unwrap_or(&mut []);
+        if opts.is_empty() {
+            return;
+        }
+        opts.sort_unstable();
+        // Their encoding (RFC 7252 §3.1), at most the free words' bytes.
+        let mut bytes = [0u8; 8 * PLAN_WORDS];
+        let room = 8 * (PLAN_WORDS - usize::from(self.n_words));
+        let mut len = 0;
+        let mut put = |b: u8| match bytes.get_mut(len).filter(|_| len < room) {
+            Some(x) => {
+                *x = b;
+                len += 1;
+                true
+            }
+            None => false,
+        };
+        let (mut prev, mut last) = (0u16, (u16::MAX, 0u8));
+        for &(number, fp, i) in opts.iter() {
+            let position = if last.0 == number { last.1 + 1 } else { 1 };
+            if fp != position {
+                return;
+            }
+            last = (number, fp);
+            let (Some(c), Some(delta)) = (cf.get(i), number.checked_sub(prev)) else {
+                return;
+            };
+            prev = number;
+            let size = c.arg();
+            let (nibble, ext): (u8, &[u8]) = match delta {
+                0..=12 => (delta as u8, &[]),
+                13..=268 => (13, &[(delta - 13) as u8]),
+                _ => (14, &(delta - 269).to_be_bytes()),
+            };
+            let value = c.tv().to_be_bytes();
+            let value = value.get(8 - usize::from(size)..).unwrap_or(&[]);
+            let ok = put((nibble << 4) | size) && ext.iter().chain(value).all(|&b| put(b));
+            if !ok {
+                return;
+            }
+        }
+        // Whole words from the first option byte: 4 header bytes and the token before it.
+        for (j, chunk) in bytes.get(..len).unwrap_or(&[]).chunks(8).enumerate() {
+            let Some(w) = self.words.get_mut(usize::from(self.n_words)) else {
+                return;
+            };
+            let mut be = [0u8; 8];
+            be.iter_mut().zip(chunk).for_each(|(d, s)| *d = *s);
+            *w = PlanWord {
+                layer: 2,
+                at: 4 + tkl as u8 + 8 * j as u8,
+                mask: u64::MAX << (64 - 8 * chunk.len()),
+                value: u64::from_be_bytes(be),
+            };
+            self.n_words += 1;
+        }
+        for &(_, _, i) in opts.iter() {
+            self.rest &= !(1 << i);
+        }
     }
 }
 

@@ -1,0 +1,203 @@
+//! Matching plans compare a rule's CoAP options as the bytes of their encoding when the rule
+//! allows one encoding only (`RulePlan::fold_options`: the TKL pinned, every option entry
+//! `equal` / `not-sent` with a short value, positions 1, 2, ... per number). These tests hold
+//! that path to the interpreter on options of every shape (small and extended deltas, repeated
+//! numbers, empty and 8-byte values, longer values that do not fold), on the packet the rule
+//! describes and on packets that differ from it by one option.
+
+use lpwan_schc::codec::{compress, udp_checksum, Config};
+use lpwan_schc::json;
+use lpwan_schc::rule::index::RuleIndexBuf;
+use lpwan_schc::rule::{Cda, DirectionIndicator};
+use lpwan_schc::rule::{
+    Direction, Fid, FieldLength, FieldSpec, MatchingOperator, RuleId, RuleIndex, RuleSet,
+    RuleSetBuf,
+};
+use proptest::prelude::*;
+
+/// The anchor packet's IPv6, UDP and CoAP headers up to its 1-byte token 0xab.
+const HEAD: &str = "600000000017114020010db8000a0000000000000000000320010db8000a00000000000000000020d10016330017d71e41011234ab";
+
+fn hex(s: &str) -> Vec<u8> {
+    (0..s.len())
+        .step_by(2)
+        .map(|i| u8::from_str_radix(&s[i..i + 2], 16).unwrap())
+        .collect()
+}
+
+/// One option nibble and its extension bytes (RFC 7252 §3.1).
+fn nibble(v: usize) -> (u8, Vec<u8>) {
+    match v {
+        0..=12 => (v as u8, vec![]),
+        13..=268 => (13, vec![(v - 13) as u8]),
+        _ => (14, ((v - 269) as u16).to_be_bytes().to_vec()),
+    }
+}
+
+/// The anchor packet with `options` (sorted by number, stably) and its payload, lengths and
+/// UDP checksum made right.
+fn packet(options: &[(u16, Vec<u8>)]) -> Vec<u8> {
+    let mut p = hex(HEAD);
+    let mut sorted = options.to_vec();
+    sorted.sort_by_key(|o| o.0);
+    let mut prev = 0;
+    for (n, v) in &sorted {
+        let (d, dx) = nibble(usize::from(n - prev));
+        let (l, lx) = nibble(v.len());
+        p.push((d << 4) | l);
+        p.extend(dx);
+        p.extend(lx);
+        p.extend(v);
+        prev = *n;
+    }
+    p.extend([0xFF, 1, 2, 3, 4]);
+    let len = p.len();
+    p[4..6].copy_from_slice(&((len - 40) as u16).to_be_bytes());
+    p[44..46].copy_from_slice(&((len - 40) as u16).to_be_bytes());
+    p[46..48].copy_from_slice(&[0, 0]);
+    let c = udp_checksum(&p);
+    p[46..48].copy_from_slice(&c.to_be_bytes());
+    p
+}
+
+/// The anchor rule's entries with `options` (in this order, with these positions) in place
+/// of its Uri-Path, and the TKL entry pinned or ignored.
+fn rule(anchor: &RuleSetBuf, options: &[(u16, u8, Vec<u8>)], tkl_pinned: bool) -> Vec<FieldSpec> {
+    let r = *anchor.as_set().get(RuleId::new(1, 8)).unwrap();
+    let mut specs: Vec<FieldSpec> = anchor
+        .field_specs(&r)
+        .into_iter()
+        .filter(|e| !matches!(e.fid, Fid::CoapOption(_)))
+        .collect();
+    if !tkl_pinned {
+        let tkl = specs.iter_mut().find(|e| e.fid == Fid::CoapTkl).unwrap();
+        tkl.mo = MatchingOperator::Ignore;
+        tkl.cda = Cda::ValueSent;
+        tkl.tv.clear();
+    }
+    for (n, fp, v) in options {
+        specs.push(FieldSpec {
+            fid: Fid::CoapOption(*n),
+            fl: FieldLength::Variable,
+            fp: *fp,
+            di: DirectionIndicator::Bi,
+            tv: vec![v.clone()],
+            mo: MatchingOperator::Equal,
+            cda: Cda::NotSent,
+        });
+    }
+    specs
+}
+
+/// The packet's options as a rule sees them: (number, position, value), in packet order.
+fn positioned(options: &[(u16, Vec<u8>)]) -> Vec<(u16, u8, Vec<u8>)> {
+    let mut sorted = options.to_vec();
+    sorted.sort_by_key(|o| o.0);
+    let mut out: Vec<(u16, u8, Vec<u8>)> = Vec::new();
+    for (n, v) in sorted {
+        let fp = match out.last() {
+            Some(&(m, p, _)) if m == n => p + 1,
+            _ => 1,
+        };
+        out.push((n, fp, v));
+    }
+    out
+}
+
+/// What compression gives: the rule ID and the bytes, or the error.
+fn outcome(set: &RuleSet<'_>, p: &[u8]) -> Result<(RuleId, Vec<u8>), String> {
+    let mut out = vec![0u8; p.len() + 16];
+    compress(set, p, Direction::Up, &Config::default(), &mut out)
+        .map(|c| (c.rule_id, out[..c.len].to_vec()))
+        .map_err(|e| e.to_string())
+}
+
+fn options() -> impl Strategy<Value = Vec<(u16, Vec<u8>)>> {
+    // Small deltas, 13..=268 and from 269, repeats; values of 0 to 8 bytes mostly, a few
+    // longer ones that cannot be inline values.
+    let number = prop_oneof![
+        Just(1u16),
+        Just(3),
+        Just(11),
+        Just(12),
+        Just(15),
+        Just(35),
+        Just(60),
+        Just(300),
+        Just(2049),
+    ];
+    let value = prop_oneof![
+        8 => proptest::collection::vec(any::<u8>(), 0..=8),
+        1 => proptest::collection::vec(any::<u8>(), 9..=12),
+    ];
+    proptest::collection::vec((number, value), 1..=4)
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(
+        std::env::var("PROPTEST_CASES").ok().and_then(|v| v.parse().ok()).unwrap_or(600)
+    ))]
+
+    #[test]
+    fn folded_options_match_as_the_interpreter_does(
+        opts in options(),
+        shuffle in any::<u64>(),
+        tkl_pinned in prop::bool::weighted(0.8),
+        gap in prop::bool::weighted(0.1),
+        change in 0usize..6,
+        at in any::<prop::sample::Index>(),
+        byte in any::<u8>(),
+    ) {
+        let anchor = json::from_str(include_str!("../rules/anchor.json")).unwrap();
+        // The rule's option entries in a shuffled order; sometimes a position skipped.
+        let mut entries = positioned(&opts);
+        let k = entries.len();
+        for i in 0..k {
+            entries.swap(i, (shuffle >> (i * 8)) as usize % k);
+        }
+        if gap {
+            let i = at.index(k);
+            entries[i].1 += 1;
+        }
+        let mut set = RuleSetBuf::new();
+        set.push_compression(RuleId::new(1, 8), &rule(&anchor, &entries, tkl_pinned)).unwrap();
+        set.push_no_compression(RuleId::new(0, 8));
+        prop_assume!(set.validate().is_ok());
+        let ix = RuleIndexBuf::build(&set.as_set());
+        let planned = set.as_set().with_index(ix.as_index()).into_validated().unwrap();
+        let without = RuleIndex { compiled: &[], plans: &[], ..ix.as_index() };
+        let interp = set.as_set().with_index(without).into_validated().unwrap();
+        // Whether the plan folded the options: exactly when the rule allows one encoding and
+        // it fits the plan's free word (the anchor's header takes seven of eight).
+        let p = packet(&opts);
+        let encoded = p.len() - hex(HEAD).len() - 5;
+        let foldable = tkl_pinned && !gap && opts.iter().all(|o| o.1.len() <= 8) && encoded <= 8;
+        let up = &ix.plans[0];
+        prop_assert!(up.usable);
+        prop_assert_eq!(up.rest == 0, foldable, "rest {:#x}", up.rest);
+
+        // The packet the rule describes, and one that differs by an option.
+        let mut other = opts.clone();
+        let i = at.index(other.len());
+        match change {
+            0 => other[i].1.push(byte),
+            1 if !other[i].1.is_empty() => {
+                let j = usize::from(byte) % other[i].1.len();
+                other[i].1[j] ^= 1 | byte;
+            }
+            2 => {
+                other.remove(i);
+            }
+            3 => other.push((other[i].0, vec![byte])),
+            4 => other[i].0 = other[i].0.wrapping_add(1).max(1),
+            _ => other[i].1.truncate(usize::from(byte) % 3),
+        }
+        let q = packet(&other);
+        let a = outcome(&planned, &p);
+        prop_assert_eq!(&a, &outcome(&interp, &p));
+        if !gap {
+            prop_assert_eq!(a.map(|c| c.0), Ok(RuleId::new(1, 8)), "the described packet");
+        }
+        prop_assert_eq!(outcome(&planned, &q), outcome(&interp, &q), "changed {:?}", other);
+    }
+}
