@@ -376,6 +376,17 @@ impl<'a> BitAcc<'a> {
             let Some(dst) = self.buf.get_mut(at..at + bytes) else {
                 return Err(self.full(0));
             };
+            // Devices store the (at most 8) bytes one by one: a copy of a length known only at
+            // run time would link `memcpy` (flash). Hosts copy (fewer instructions).
+            #[cfg(not(feature = "std"))]
+            {
+                let mut word = word;
+                for d in dst {
+                    *d = (word >> 56) as u8;
+                    word <<= 8;
+                }
+            }
+            #[cfg(feature = "std")]
             dst.copy_from_slice(word.to_be_bytes().get(..bytes).unwrap_or(&[]));
         }
         Ok(self.stored + bytes)

@@ -1538,8 +1538,9 @@ fn decompress_with<const INTERPRET: bool>(
             // The packet's bytes, after the rule ID: a copy when it ends on a byte, else
             // shifted byte by byte (no bit writer: less code on a device).
             let (k, sh) = (r.position() / 8, (r.position() % 8) as u32);
+            // (The compiled-only path shifts even when aligned: no `memcpy` linked on a device.)
             match schc.get(k..k + n) {
-                Some(src) if sh == 0 => dst.copy_from_slice(src),
+                Some(src) if sh == 0 && INTERPRET => dst.copy_from_slice(src),
                 _ => {
                     for (i, d) in dst.iter_mut().enumerate() {
                         let hi = schc.get(k + i).copied().unwrap_or(0);
