@@ -1496,7 +1496,9 @@ pub fn decompress_bits(
 /// [`DecompressError::BadField`] (entry 0) instead of the interpreter's precise error. It reads
 /// the rules, the compiled table and the pool, never the [`FieldDesc`] table (a device need not
 /// link it): the error names entry 0's field from its compiled key (kept also by entries the
-/// compiled form cannot express).
+/// compiled form cannot express). It finds the rule by trying the set's rules in order, not
+/// through the index (a device holds a few; their IDs are prefix-free as validation leaves
+/// them, so it is the rule the index would give).
 pub fn decompress_compiled(
     set: &RuleSet<'_>,
     schc: &[u8],
@@ -1518,9 +1520,14 @@ fn decompress_with<const INTERPRET: bool>(
     out: &mut [u8],
 ) -> Result<Decompressed, DecompressError> {
     let bit_len = bit_len.min(schc.len() * 8);
-    let rule = set
-        .lookup_prefix(schc, bit_len)
-        .ok_or(DecompressError::UnknownRuleId)?;
+    // The compiled-only path (devices: a few prefix-free rules) tries the rules in order
+    // rather than search the index: the same rule, in less code.
+    let rule = if INTERPRET {
+        set.lookup_prefix(schc, bit_len)
+    } else {
+        set.lookup_linear(schc, bit_len)
+    }
+    .ok_or(DecompressError::UnknownRuleId)?;
     let id = rule.id;
     let limit = cfg.max_packet_size.min(out.len());
     let too_long = |_| DecompressError::TooLong { rule: id, limit };
