@@ -56,7 +56,14 @@ pub(super) fn rebuild(
 ) -> Option<usize> {
     let pool = set.tables().3;
     let dir_bit = if dir == Direction::Up { DI_UP } else { DI_DOWN };
-    let mut vals = [0u64; HEADER_FIELDS];
+    // A value per header field, as two 32-bit halves: a table of 4-byte alignment is zeroed
+    // with `__aeabi_memclr4`, which a device links for its own buffers anyway (an 8-byte
+    // aligned one would link `__aeabi_memclr8` beside it).
+    let mut vals = [[0u32; 2]; HEADER_FIELDS];
+    let val = |vals: &[[u32; 2]; HEADER_FIELDS], k: usize| {
+        vals.get(k)
+            .map_or(0, |&[hi, lo]| (u64::from(hi) << 32) | u64::from(lo))
+    };
     let mut token_bits = 0u32;
     let (mut all, mut mine, mut computed) = (0u64, 0u64, 0u8);
     let mut opts: Vec<CompiledOpt, MAX_DECODED> = Vec::new();
@@ -81,7 +88,7 @@ pub(super) fn rebuild(
         let bits: u32 = match len {
             // The TKL, decoded before (validated sets).
             LEN_TOKEN if mine & (1 << TKL_KEY) != 0 => {
-                u32::try_from(vals.get(TKL_KEY)? * 8).ok()?
+                u32::try_from(val(&vals, TKL_KEY).checked_mul(8)?).ok()?
             }
             LEN_TOKEN => return None,
             LEN_VARIABLE => match cda {
@@ -125,7 +132,7 @@ pub(super) fn rebuild(
             let (OptVal::Word(v), true) = (val, bits <= 64) else {
                 return None;
             };
-            *vals.get_mut(usize::from(key))? = v;
+            *vals.get_mut(usize::from(key))? = [(v >> 32) as u32, v as u32];
             if key == TOKEN_KEY {
                 token_bits = bits;
             }
@@ -149,7 +156,7 @@ pub(super) fn rebuild(
     let coap = all & !(IPV6_KEYS | UDP_KEYS) != 0;
     let udp = coap || all & UDP_KEYS != 0;
     let ipv6 = udp || all & IPV6_KEYS != 0;
-    let tkl = vals.get(TKL_KEY).copied().unwrap_or(0);
+    let tkl = val(&vals, TKL_KEY);
     // Which layers are written, and the keys each must have described.
     let layers = [
         (first == Layer::Ipv6 && ipv6, IPV6_KEYS),
@@ -177,7 +184,7 @@ pub(super) fn rebuild(
                 0 => tkl as u32 * 8,
                 l => u32::from(l),
             };
-            w.write(vals.get(k).copied().unwrap_or(0), bits).ok()?;
+            w.write(val(&vals, k), bits).ok()?;
         }
     }
     if coap {
