@@ -1192,35 +1192,35 @@ impl<'h, 'p> Matcher<'h, 'p> {
         pool: &[u8],
     ) -> Option<Option<usize>> {
         let data = self.h.data();
-        let (op, len, tv) = (c.op(), c.len(), c.tv());
-        let mo = op & MO_MASK;
-        let off = f.off as usize;
+        let (op, len, tv, arg) = (c.op(), c.len(), c.tv(), u32::from(c.arg()));
+        // The field's value (its first 64 bits), read once for every compare below: those of
+        // fields over 64 bits fail on the length first.
+        let v = get_bits(data, f.off as usize, f.len);
         let len_ok = match len {
             LEN_VARIABLE => f.off % 8 == 0 && f.len % 8 == 0,
             LEN_TOKEN => f.len <= 64,
             l => u32::from(l) == f.len,
         };
         let ok = len_ok
-            && match mo {
+            && match op & MO_MASK {
                 MO_IGNORE => true,
-                MO_EQUAL => match len {
-                    LEN_VARIABLE => {
-                        f.len == u32::from(c.arg()) * 8 && get_bits(data, off, f.len) == tv
-                    }
-                    LEN_TOKEN => {
-                        (f.len == 64 || tv >> f.len == 0) && get_bits(data, off, f.len) == tv
-                    }
-                    _ => get_bits(data, off, f.len) == tv,
-                },
+                MO_EQUAL => {
+                    v == tv
+                        && match len {
+                            LEN_VARIABLE => f.len == arg * 8,
+                            LEN_TOKEN => f.len == 64 || tv >> f.len == 0,
+                            _ => true,
+                        }
+                }
                 MO_EQUAL_POOL => {
                     let start = (tv >> 16) as usize;
                     let end = start.saturating_add((tv & 0xFFFF) as usize);
                     pool.get(start..end)
-                        .is_some_and(|v| data.get(f.bytes()) == Some(v))
+                        .is_some_and(|p| data.get(f.bytes()) == Some(p))
                 }
                 MO_MSB => {
-                    let shift = f.len.saturating_sub(u32::from(c.arg()));
-                    shift < 64 && get_bits(data, off, f.len) >> shift == tv >> shift
+                    let shift = f.len.saturating_sub(arg);
+                    shift < 64 && v >> shift == tv >> shift
                 }
                 _ => return None,
             };
@@ -1235,12 +1235,10 @@ impl<'h, 'p> Matcher<'h, 'p> {
                 (n <= 0xFFFF).then(|| size_prefix_len(n) as usize + f.len as usize)
             }
             CDA_VALUE_SENT => Some(f.len as usize),
-            CDA_LSB => Some(f.len.saturating_sub(u32::from(c.arg())) as usize),
+            CDA_LSB => Some(f.len.saturating_sub(arg) as usize),
             CDA_COMPUTE => {
                 let fid = Fid::from_header_index(usize::from(c.key()))?;
-                self.computed(fid)
-                    .filter(|&v| get_bits(data, off, f.len) == u64::from(v))
-                    .map(|_| 0)
+                self.computed(fid).filter(|&x| v == u64::from(x)).map(|_| 0)
             }
             CDA_DEV_IID | CDA_APP_IID => {
                 let iid = if cda == CDA_DEV_IID {
@@ -1248,7 +1246,9 @@ impl<'h, 'p> Matcher<'h, 'p> {
                 } else {
                     self.cfg.app_iid
                 };
-                iid.filter(|iid| f.len == 64 && data.get(f.bytes()) == Some(&iid[..]))
+                // (An IID field lies whole in the packet when its layer, which the rule
+                // requires, was parsed.)
+                iid.filter(|iid| f.len == 64 && v == u64::from_be_bytes(*iid))
                     .map(|_| 0)
             }
             _ => return None,
