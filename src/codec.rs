@@ -471,13 +471,14 @@ fn compress_with<'a, const INTERPRET: bool>(
     // Only value-sent, mapping-sent and LSB write a residue: the other descriptors (most of
     // a typical rule) are skipped before their field is looked up.
     match how {
-        Written::Compiled(cf, Some(mut sends)) => {
+        // (The compiled-only path has no plans: `if INTERPRET` leaves it this arm's code out.)
+        Written::Compiled(cf, Some(mut sends)) if INTERPRET => {
             while let Some(c) = cf.get(sends.trailing_zeros() as usize) {
                 sends &= sends.wrapping_sub(1);
                 m.write_compiled(c, &mut w).map_err(write)?;
             }
         }
-        Written::Compiled(cf, None) => {
+        Written::Compiled(cf, _) => {
             let d = if dir == Direction::Up { DI_UP } else { DI_DOWN };
             for c in cf {
                 if c.op() & d != 0 && matches!((c.op() >> 3) & 7, CDA_VALUE_SENT | CDA_LSB) {
@@ -1058,14 +1059,9 @@ impl<'h, 'p> Matcher<'h, 'p> {
                 continue;
             }
             mine |= bit;
-            let f = if key < OPTION_KEY {
-                self.h.place(usize::from(key))
-            } else {
-                options += 1;
-                match self.h.option_field(key - OPTION_KEY, c.fp()) {
-                    Some(f) => f,
-                    None => return Some(None),
-                }
+            options += usize::from(key >= OPTION_KEY);
+            let Some(f) = self.compiled_field(c) else {
+                return Some(None);
             };
             // One general step per entry: this loop serves devices (small code) and the rare
             // rules without a plan; compression with plans does not come here.
@@ -1180,6 +1176,20 @@ impl<'h, 'p> Matcher<'h, 'p> {
             }
         }
         Some(Some((bits, layer)))
+    }
+
+    /// The packet's field that compiled entry `c` describes: a header field where it would
+    /// be (see [`Headers::place`]), or the option, if the packet has it.
+    // (Devices: one copy for the matcher and the writer; less flash.)
+    #[cfg_attr(feature = "std", inline(always))]
+    #[cfg_attr(not(feature = "std"), inline(never))]
+    fn compiled_field(&self, c: &CompiledField) -> Option<FieldRef> {
+        let key = c.key();
+        if key < OPTION_KEY {
+            Some(self.h.place(usize::from(key)))
+        } else {
+            self.h.option_field(key - OPTION_KEY, c.fp())
+        }
     }
 
     /// One compiled entry against the packet's field `f`: `None` if it cannot be compiled,
@@ -1363,16 +1373,12 @@ impl<'h, 'p> Matcher<'h, 'p> {
     }
 
     /// Writes the residue of compiled entry `c` (value-sent or LSB) of the matched rule.
+    // (Devices: kept out of the caller, whose loops call it; less flash.)
     #[cfg_attr(feature = "std", inline(always))]
+    #[cfg_attr(not(feature = "std"), inline(never))]
     fn write_compiled(&self, c: &CompiledField, w: &mut BitAcc<'_>) -> Result<(), BitError> {
-        let key = c.key();
-        let f = if key < OPTION_KEY {
-            self.h.place(usize::from(key))
-        } else {
-            match self.h.option_field(key - OPTION_KEY, c.fp()) {
-                Some(f) => f,
-                None => return Ok(()),
-            }
+        let Some(f) = self.compiled_field(c) else {
+            return Ok(());
         };
         let data = self.h.data();
         let (off, len) = (f.off as usize, f.len as usize);
@@ -1389,7 +1395,9 @@ impl<'h, 'p> Matcher<'h, 'p> {
             }
             _ => return Ok(()),
         };
-        if len <= 64 {
+        // Devices copy every residue (the same bits, less flash); hosts write one of at most
+        // 64 bits at once.
+        if len <= 64 && cfg!(feature = "std") {
             w.write(get_bits(data, off, len as u32), len as u32)
         } else {
             w.copy_bits(data, off, len)
