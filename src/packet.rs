@@ -298,14 +298,22 @@ impl<'p> Headers<'p> {
     /// The value of option `number` at position `fp`, if the packet has it.
     #[inline(always)]
     pub(crate) fn option_field(&self, number: u16, fp: u8) -> Option<FieldRef> {
-        for o in self.options() {
-            if o.number >= number {
-                if o.number == number && o.position == fp {
-                    return Some(o.value);
-                }
-                if o.number > number {
-                    return None;
-                }
+        // The options' walk of `CoapOptions`, without the iterator: options come in number
+        // order, so the walk stops past `number`.
+        let data = self.data.get(..self.coap_end)?;
+        let (mut i, mut n, mut last) = (self.options_at, 0, None);
+        let left = if self.has(Layer::Coap) {
+            self.n_options
+        } else {
+            0
+        };
+        for _ in 0..left {
+            let o = next_option(data, &mut i, &mut n, &mut last).ok()??;
+            if o.number == number && o.position == fp {
+                return Some(o.value);
+            }
+            if o.number > number {
+                return None;
             }
         }
         None
