@@ -11,17 +11,18 @@
 use heapless::Vec;
 
 use super::{
-    computed_bit, patch_computed, CompiledOpt, Config, OptVal, IPV6_KEYS, MAX_DECODED, TKL_KEY,
-    UDP_KEYS,
+    patch_computed, CompiledOpt, Config, OptVal, IPV6_KEYS, MAX_DECODED, TKL_KEY, UDP_KEYS,
 };
 use crate::bits::{get_bits, BitAcc, BitReader};
 use crate::packet::IPV6_HEADER_LEN;
 use crate::rule::compiled::{
     CompiledField, CDA_APP_IID, CDA_COMPUTE, CDA_DEV_IID, CDA_LSB, CDA_NOT_SENT, CDA_VALUE_SENT,
-    DI_DOWN, DI_UP, LEN_TOKEN, LEN_VARIABLE, MO_EQUAL_POOL, MO_MASK, OPTION_KEY, TOKEN_KEY,
+    CHECKSUM_KEY, CHECK_CHECKSUM, CHECK_PAYLOAD_LENGTH, CHECK_UDP_LENGTH, DI_DOWN, DI_UP,
+    LEN_TOKEN, LEN_VARIABLE, MO_EQUAL_POOL, MO_MASK, OPTION_KEY, PAYLOAD_LENGTH_KEY, TOKEN_KEY,
+    UDP_LENGTH_KEY,
 };
 use crate::rule::fid::HEADER_PLACES;
-use crate::rule::{Direction, Fid, Layer, RuleId, RuleSet, HEADER_FIELDS};
+use crate::rule::{Direction, Layer, RuleId, RuleSet, HEADER_FIELDS};
 
 /// The header fields of each layer in wire order, uplink (Dev first) and downlink.
 const ORDER: [[&[u8]; 3]; 2] = [
@@ -120,7 +121,14 @@ pub(super) fn rebuild(
                 }
             }
             CDA_COMPUTE => {
-                computed |= computed_bit(Fid::from_header_index(usize::from(key))?);
+                // (`computed_bit` of the key's field; no header field past the last.)
+                computed |= match key {
+                    PAYLOAD_LENGTH_KEY => CHECK_PAYLOAD_LENGTH,
+                    UDP_LENGTH_KEY => CHECK_UDP_LENGTH,
+                    CHECKSUM_KEY => CHECK_CHECKSUM,
+                    k if usize::from(k) < HEADER_FIELDS => 0,
+                    _ => return None,
+                };
                 OptVal::Word(0)
             }
             CDA_DEV_IID => OptVal::Word(u64::from_be_bytes(cfg.dev_iid?)),
@@ -189,11 +197,11 @@ pub(super) fn rebuild(
     }
     if coap {
         // Options in (number, position) order; insertion sort, as the interpreter.
+        let key =
+            |o: Option<&CompiledOpt>| o.map_or(0, |o| (u32::from(o.number) << 8) | u32::from(o.fp));
         for i in 1..opts.len() {
             let mut j = i;
-            while j > 0
-                && opts.get(j - 1).map(|o| (o.number, o.fp)) > opts.get(j).map(|o| (o.number, o.fp))
-            {
+            while j > 0 && key(opts.get(j - 1)) > key(opts.get(j)) {
                 opts.swap(j - 1, j);
                 j -= 1;
             }
@@ -208,9 +216,9 @@ pub(super) fn rebuild(
             prev = opt.number;
             let (dn, dx, dxl) = nibble(delta)?;
             let (ln, lx, lxl) = nibble(len)?;
-            w.write(((dn << 4) | ln) as u64, 8).ok()?;
-            w.write(dx, dxl).ok()?;
-            w.write(lx, lxl).ok()?;
+            // The option's first byte and the extensions, at most 40 bits, in one write.
+            let head = (((((dn << 4) | ln) as u64) << dxl | dx) << lxl) | lx;
+            w.write(head, 8 + dxl + lxl).ok()?;
             match opt.val {
                 OptVal::Word(x) => w.write(x, opt.bits),
                 OptVal::Input(off) => w.copy_bits(input, off, opt.bits as usize),
