@@ -378,7 +378,8 @@ pub struct CoapOptions<'p> {
     data: &'p [u8],
     i: usize,
     number: u32,
-    last: Option<(u16, u8)>,
+    /// The position of the option before (`None` before the first).
+    last: Option<u8>,
     left: u8,
 }
 
@@ -405,15 +406,15 @@ impl Iterator for CoapOptions<'_> {
     }
 }
 
-/// Decodes the option at byte `*i` (after the previous option number `*number`, the last
-/// option and its position `*last`) and moves past it; `None` at the payload marker or the
+/// Decodes the option at byte `*i` (after the previous option number `*number` and the
+/// previous option's position `*last`) and moves past it; `None` at the payload marker or the
 /// end of `data`.
 #[cfg_attr(feature = "std", inline(always))]
 fn next_option(
     data: &[u8],
     i: &mut usize,
     number: &mut u32,
-    last: &mut Option<(u16, u8)>,
+    last: &mut Option<u8>,
 ) -> Result<Option<CoapOption>, CoapError> {
     let at = *i;
     let b = match data.get(at) {
@@ -428,11 +429,12 @@ fn next_option(
     if *i + len > data.len() {
         return Err(CoapError::OptionTruncated(at));
     }
+    // The option before has the same number exactly when the delta is 0.
     let position = match *last {
-        Some((n, p)) if n == num => p.saturating_add(1),
+        Some(p) if delta == 0 => p.saturating_add(1),
         _ => 1,
     };
-    *last = Some((num, position));
+    *last = Some(position);
     let value = FieldRef::new((*i * 8) as u32, (len * 8) as u32);
     *i += len;
     Ok(Some(CoapOption {
