@@ -216,9 +216,9 @@ pub(super) fn rebuild(
             prev = opt.number;
             let (dn, dx, dxl) = nibble(delta)?;
             let (ln, lx, lxl) = nibble(len)?;
-            // The option's first byte and the extensions, at most 40 bits, in one write.
-            let head = (((((dn << 4) | ln) as u64) << dxl | dx) << lxl) | lx;
-            w.write(head, 8 + dxl + lxl).ok()?;
+            // The option's first byte, then both extensions (at most 32 bits) in one write.
+            w.write(u64::from((dn << 4) | ln), 8).ok()?;
+            w.write(u64::from((dx << lxl) | lx), dxl + lxl).ok()?;
             match opt.val {
                 OptVal::Word(x) => w.write(x, opt.bits),
                 OptVal::Input(off) => w.copy_bits(input, off, opt.bits as usize),
@@ -247,11 +247,12 @@ pub(super) fn rebuild(
 
 /// A CoAP option delta or length: its nibble, and its extension as a value and a width in
 /// bits (0, 8 or 16); `None` past what 16 bits of extension hold.
-fn nibble(v: usize) -> Option<(usize, u64, u32)> {
+fn nibble(v: usize) -> Option<(u32, u32, u32)> {
+    let v = u32::try_from(v).ok()?;
     match v {
         0..=12 => Some((v, 0, 0)),
-        13..=268 => Some((13, (v - 13) as u64, 8)),
-        269..=65804 => Some((14, (v - 269) as u64, 16)),
+        13..=268 => Some((13, v - 13, 8)),
+        269..=65804 => Some((14, v - 269, 16)),
         _ => None,
     }
 }
