@@ -24,17 +24,13 @@ use crate::rule::compiled::{
 use crate::rule::fid::HEADER_PLACES;
 use crate::rule::{Direction, Layer, RuleId, RuleSet, HEADER_FIELDS};
 
-/// The header fields of each layer in wire order, uplink (Dev first) and downlink.
-const ORDER: [[&[u8]; 3]; 2] = [
+/// The header fields in wire order (layer by layer), uplink (Dev first) and downlink.
+const ORDER: [[u8; HEADER_FIELDS]; 2] = [
     [
-        &[0, 1, 2, 3, 4, 5, 6, 7, 8, 9],
-        &[10, 11, 12, 13],
-        &[14, 15, 16, 17, 18, 19],
+        0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15, 16, 17, 18, 19,
     ],
     [
-        &[0, 1, 2, 3, 4, 5, 8, 9, 6, 7],
-        &[11, 10, 12, 13],
-        &[14, 15, 16, 17, 18, 19],
+        0, 1, 2, 3, 4, 5, 8, 9, 6, 7, 11, 10, 12, 13, 14, 15, 16, 17, 18, 19,
     ],
 ];
 
@@ -165,12 +161,25 @@ pub(super) fn rebuild(
     let udp = coap || all & UDP_KEYS != 0;
     let ipv6 = udp || all & IPV6_KEYS != 0;
     let tkl = val(&vals, TKL_KEY);
-    // Which layers are written, and the keys each must have described.
-    let layers = [
-        (first == Layer::Ipv6 && ipv6, IPV6_KEYS),
-        (first <= Layer::Udp && udp, UDP_KEYS),
-        (coap, COAP_FIXED),
+    // Which layers are written (as `HEADER_PLACES` numbers them); each must have had all its
+    // keys described.
+    let written = [
+        first == Layer::Ipv6 && ipv6,
+        first <= Layer::Udp && udp,
+        coap,
     ];
+    let needed = if ipv6 && first == Layer::Ipv6 {
+        IPV6_KEYS
+    } else {
+        0
+    } | if udp && first <= Layer::Udp {
+        UDP_KEYS
+    } else {
+        0
+    } | if coap { COAP_FIXED } else { 0 };
+    if mine & needed != needed {
+        return None;
+    }
     if coap && (tkl > 8 || (mine & (1 << TOKEN_KEY) == 0 && tkl != 0)) {
         return None;
     }
@@ -179,21 +188,17 @@ pub(super) fn rebuild(
     }
     let mut w = BitAcc::new(out);
     let order = ORDER.get(usize::from(dir == Direction::Down))?;
-    for ((write, needed), keys) in layers.into_iter().zip(order) {
-        if !write {
+    for &k in order.iter() {
+        let k = usize::from(k);
+        let place = HEADER_PLACES.get(k)?;
+        if written.get(usize::from(place.layer)) != Some(&true) {
             continue;
         }
-        if mine & needed != needed {
-            return None;
-        }
-        for &k in keys.iter() {
-            let k = usize::from(k);
-            let bits = match HEADER_PLACES.get(k)?.len {
-                0 => tkl as u32 * 8,
-                l => u32::from(l),
-            };
-            w.write(val(&vals, k), bits).ok()?;
-        }
+        let bits = match place.len {
+            0 => tkl as u32 * 8,
+            l => u32::from(l),
+        };
+        w.write(val(&vals, k), bits).ok()?;
     }
     if coap {
         // Options in (number, position) order; insertion sort, as the interpreter.
@@ -261,24 +266,26 @@ fn nibble(v: usize) -> Option<(u32, u32, u32)> {
 mod tests {
     use super::*;
 
-    /// `ORDER` is the wire order `HEADER_PLACES` gives: in each direction and layer, every
-    /// field of the layer once, each starting where the one before ends.
+    /// `ORDER` is the wire order `HEADER_PLACES` gives: in each direction, every header
+    /// field once, layer after layer, each starting where the one before in its layer ends.
     #[test]
     fn order_follows_the_field_places() {
         for (d, dir) in [Direction::Up, Direction::Down].into_iter().enumerate() {
-            for (layer, keys) in ORDER[d].iter().enumerate() {
-                let mut at = 0u16;
-                for &k in keys.iter() {
-                    let p = HEADER_PLACES[usize::from(k)];
-                    assert_eq!(usize::from(p.layer), layer, "{dir:?} key {k}");
-                    assert_eq!(p.offset(dir), at, "{dir:?} key {k}");
-                    at += u16::from(p.len);
+            let mut seen = [false; HEADER_FIELDS];
+            let (mut layer, mut at) = (0u8, 0u16);
+            for &k in ORDER[d].iter() {
+                let p = HEADER_PLACES[usize::from(k)];
+                assert!(!seen[usize::from(k)], "{dir:?} key {k} twice");
+                seen[usize::from(k)] = true;
+                if p.layer != layer {
+                    assert_eq!(p.layer, layer + 1, "{dir:?} key {k}");
+                    (layer, at) = (p.layer, 0);
                 }
-                let all = HEADER_PLACES
-                    .iter()
-                    .filter(|p| usize::from(p.layer) == layer);
-                assert_eq!(keys.len(), all.count(), "{dir:?} layer {layer}");
+                assert_eq!(p.offset(dir), at, "{dir:?} key {k}");
+                at += u16::from(p.len);
             }
+            assert!(seen.iter().all(|&s| s), "{dir:?}");
+            assert_eq!(layer, 2, "{dir:?}");
         }
     }
 }
