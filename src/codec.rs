@@ -1237,6 +1237,17 @@ impl<'h, 'p> Matcher<'h, 'p> {
         if !ok {
             return Some(None);
         }
+        self.entry_residue(c, f, v)
+    }
+
+    /// The residue length of compiled entry `c` whose MO matched the packet's field `f` of
+    /// value `v` (its first 64 bits), if its CDA can rebuild it; `None` if it cannot be
+    /// compiled.
+    // (Devices: out of `match_entry`, whose every MO branch would otherwise get a copy.)
+    #[cfg_attr(feature = "std", inline(always))]
+    #[cfg_attr(not(feature = "std"), inline(never))]
+    fn entry_residue(&mut self, c: &CompiledField, f: FieldRef, v: u64) -> Option<Option<usize>> {
+        let (op, len, arg) = (c.op(), c.len(), u32::from(c.arg()));
         let cda = (op >> 3) & 7;
         Some(match cda {
             CDA_NOT_SENT => Some(0),
