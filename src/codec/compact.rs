@@ -66,9 +66,8 @@ pub(super) fn rebuild(
     let mut opts: Vec<CompiledOpt, MAX_DECODED> = Vec::new();
     let mut applicable = 0usize;
     for c in cf {
-        let (op, key, len, tv, arg) = (c.op(), c.key(), c.len(), c.tv(), c.arg());
-        let mo = op & MO_MASK;
-        if mo == 0 {
+        let (op, key) = (c.op(), c.key());
+        if op & MO_MASK == 0 {
             return None;
         }
         let bit = 1u64 << key.min(63);
@@ -81,56 +80,18 @@ pub(super) fn rebuild(
         if applicable > MAX_DECODED {
             return None;
         }
-        let cda = (op >> 3) & 7;
-        let bits: u32 = match len {
-            // The TKL, decoded before (validated sets).
-            LEN_TOKEN if mine & (1 << TKL_KEY) != 0 => {
-                u32::try_from(val(&vals, TKL_KEY).checked_mul(8)?).ok()?
-            }
-            LEN_TOKEN => return None,
-            LEN_VARIABLE => match cda {
-                CDA_NOT_SENT if mo == MO_EQUAL_POOL => (tv & 0xFFFF) as u32 * 8,
-                CDA_NOT_SENT => u32::from(arg) * 8,
-                CDA_VALUE_SENT => u32::try_from(r.read_size_prefix().ok()? * 8).ok()?,
+        let tkl = (mine & (1 << TKL_KEY) != 0).then(|| val(&vals, TKL_KEY));
+        let (bits, val) = decode(c, r, input, cfg, tkl)?;
+        if (op >> 3) & 7 == CDA_COMPUTE {
+            // (`computed_bit` of the key's field; no header field past the last.)
+            computed |= match key {
+                PAYLOAD_LENGTH_KEY => CHECK_PAYLOAD_LENGTH,
+                UDP_LENGTH_KEY => CHECK_UDP_LENGTH,
+                CHECKSUM_KEY => CHECK_CHECKSUM,
+                k if usize::from(k) < HEADER_FIELDS => 0,
                 _ => return None,
-            },
-            l => u32::from(l),
-        };
-        let val = match cda {
-            CDA_NOT_SENT if mo == MO_EQUAL_POOL => OptVal::Pool((tv >> 16) as usize),
-            // A token's target value must fit its TKL bytes.
-            CDA_NOT_SENT if bits < 64 && tv >> bits != 0 => return None,
-            CDA_NOT_SENT => OptVal::Word(tv),
-            CDA_VALUE_SENT | CDA_LSB => {
-                let sent = if cda == CDA_LSB {
-                    bits.checked_sub(u32::from(arg))?
-                } else {
-                    bits
-                };
-                let off = r.skip(sent as usize).ok()?;
-                if sent > 64 {
-                    OptVal::Input(off)
-                } else if cda == CDA_LSB && arg != 0 {
-                    OptVal::Word(((tv >> sent) << sent) | get_bits(input, off, sent))
-                } else {
-                    OptVal::Word(get_bits(input, off, sent))
-                }
-            }
-            CDA_COMPUTE => {
-                // (`computed_bit` of the key's field; no header field past the last.)
-                computed |= match key {
-                    PAYLOAD_LENGTH_KEY => CHECK_PAYLOAD_LENGTH,
-                    UDP_LENGTH_KEY => CHECK_UDP_LENGTH,
-                    CHECKSUM_KEY => CHECK_CHECKSUM,
-                    k if usize::from(k) < HEADER_FIELDS => 0,
-                    _ => return None,
-                };
-                OptVal::Word(0)
-            }
-            CDA_DEV_IID => OptVal::Word(u64::from_be_bytes(cfg.dev_iid?)),
-            CDA_APP_IID => OptVal::Word(u64::from_be_bytes(cfg.app_iid?)),
-            _ => return None,
-        };
+            };
+        }
         mine |= bit;
         if key < OPTION_KEY {
             let (OptVal::Word(v), true) = (val, bits <= 64) else {
@@ -248,6 +209,59 @@ pub(super) fn rebuild(
     };
     patch_computed(out, total, first, udp_start, computed, id).ok()?;
     Some(total)
+}
+
+/// The length in bits of the field of entry `c` (an applicable entry of the rule; `tkl`: the
+/// TKL decoded before it, if any) and where its value comes from, reading its residue from
+/// `r`; `None` for what the compiled form does not rebuild.
+// (Out of `rebuild`'s loop: less flash.)
+#[inline(never)]
+fn decode(
+    c: &CompiledField,
+    r: &mut BitReader<'_>,
+    input: &[u8],
+    cfg: &Config,
+    tkl: Option<u64>,
+) -> Option<(u32, OptVal)> {
+    let (op, len, tv, arg) = (c.op(), c.len(), c.tv(), c.arg());
+    let (mo, cda) = (op & MO_MASK, (op >> 3) & 7);
+    let bits: u32 = match len {
+        // The TKL, decoded before (validated sets).
+        LEN_TOKEN => u32::try_from(tkl?.checked_mul(8)?).ok()?,
+        LEN_VARIABLE => match cda {
+            CDA_NOT_SENT if mo == MO_EQUAL_POOL => (tv & 0xFFFF) as u32 * 8,
+            CDA_NOT_SENT => u32::from(arg) * 8,
+            CDA_VALUE_SENT => u32::try_from(r.read_size_prefix().ok()? * 8).ok()?,
+            _ => return None,
+        },
+        l => u32::from(l),
+    };
+    let val = match cda {
+        CDA_NOT_SENT if mo == MO_EQUAL_POOL => OptVal::Pool((tv >> 16) as usize),
+        // A token's target value must fit its TKL bytes.
+        CDA_NOT_SENT if bits < 64 && tv >> bits != 0 => return None,
+        CDA_NOT_SENT => OptVal::Word(tv),
+        CDA_VALUE_SENT | CDA_LSB => {
+            let sent = if cda == CDA_LSB {
+                bits.checked_sub(u32::from(arg))?
+            } else {
+                bits
+            };
+            let off = r.skip(sent as usize).ok()?;
+            if sent > 64 {
+                OptVal::Input(off)
+            } else if cda == CDA_LSB && arg != 0 {
+                OptVal::Word(((tv >> sent) << sent) | get_bits(input, off, sent))
+            } else {
+                OptVal::Word(get_bits(input, off, sent))
+            }
+        }
+        CDA_COMPUTE => OptVal::Word(0),
+        CDA_DEV_IID => OptVal::Word(u64::from_be_bytes(cfg.dev_iid?)),
+        CDA_APP_IID => OptVal::Word(u64::from_be_bytes(cfg.app_iid?)),
+        _ => return None,
+    };
+    Some((bits, val))
 }
 
 /// A CoAP option delta or length: its nibble, and its extension as a value and a width in
