@@ -352,7 +352,9 @@ impl<'p> Headers<'p> {
 }
 
 /// Reads an option delta or length nibble with its extension bytes.
-#[cfg_attr(feature = "std", inline(always))]
+// (Inlined on devices too: its two calls cost more than two copies, which fold into
+// `next_option`'s error paths.)
+#[inline(always)]
 fn option_ext(data: &[u8], nibble: u8, i: &mut usize, at: usize) -> Result<u32, CoapError> {
     match nibble {
         0..=12 => Ok(u32::from(nibble)),
