@@ -211,7 +211,9 @@ impl<'a> BitReader<'a> {
     }
 
     /// Reads `n` bits (at most 64) as an unsigned number.
-    #[inline]
+    // (Devices: always inlined, into the size prefix's three reads; less flash than a call.)
+    #[cfg_attr(feature = "std", inline)]
+    #[cfg_attr(not(feature = "std"), inline(always))]
     pub fn read(&mut self, n: u32) -> Result<u64, BitError> {
         if n > 64 {
             return Err(BitError::TooWide(n));
