@@ -34,8 +34,15 @@ const ORDER: [[u8; HEADER_FIELDS]; 2] = [
     ],
 ];
 
+/// The header keys of IPv6 and of UDP as 32-bit masks.
+const IPV6: u32 = IPV6_KEYS as u32;
+/// See [`IPV6`].
+const UDP: u32 = UDP_KEYS as u32;
+const _: () =
+    assert!(IPV6 as u64 == IPV6_KEYS && UDP as u64 == UDP_KEYS && OPTION_KEY >= 31 && TKL_KEY < 31);
+
 /// The header keys of the CoAP layer that must all be described (the token may not be).
-const COAP_FIXED: u64 = 0x7C000;
+const COAP_FIXED: u32 = 0x7C000;
 
 /// Rebuilds the packet of rule `cf` (a validated set's compiled rule; reader after the rule
 /// ID) into `out`: its length, or `None` for anything the compiled form does not rebuild or
@@ -62,7 +69,9 @@ pub(super) fn rebuild(
             .map_or(0, |&[hi, lo]| (u64::from(hi) << 32) | u64::from(lo))
     };
     let mut token_bits = 0u32;
-    let (mut all, mut mine, mut computed) = (0u64, 0u64, 0u8);
+    // Keys described (any direction / this direction) as bits: header fields by index, every
+    // option on the top bit (32-bit masks: a device's word).
+    let (mut all, mut mine, mut computed) = (0u32, 0u32, 0u8);
     let mut opts: Vec<CompiledOpt, MAX_DECODED> = Vec::new();
     let mut applicable = 0usize;
     for c in cf {
@@ -70,7 +79,7 @@ pub(super) fn rebuild(
         if op & MO_MASK == 0 {
             return None;
         }
-        let bit = 1u64 << key.min(63);
+        let bit = 1u32 << key.min(31);
         all |= bit;
         if op & dir_bit == 0 {
             continue;
@@ -113,14 +122,12 @@ pub(super) fn rebuild(
     }
     let first = cfg.first_layer;
     // A field below the first layer is an error (the interpreter's).
-    if (first > Layer::Ipv6 && mine & IPV6_KEYS != 0)
-        || (first > Layer::Udp && mine & UDP_KEYS != 0)
-    {
+    if (first > Layer::Ipv6 && mine & IPV6 != 0) || (first > Layer::Udp && mine & UDP != 0) {
         return None;
     }
-    let coap = all & !(IPV6_KEYS | UDP_KEYS) != 0;
-    let udp = coap || all & UDP_KEYS != 0;
-    let ipv6 = udp || all & IPV6_KEYS != 0;
+    let coap = all & !(IPV6 | UDP) != 0;
+    let udp = coap || all & UDP != 0;
+    let ipv6 = udp || all & IPV6 != 0;
     let tkl = val(&vals, TKL_KEY);
     // Which layers are written (as `HEADER_PLACES` numbers them); each must have had all its
     // keys described.
@@ -130,14 +137,11 @@ pub(super) fn rebuild(
         coap,
     ];
     let needed = if ipv6 && first == Layer::Ipv6 {
-        IPV6_KEYS
+        IPV6
     } else {
         0
-    } | if udp && first <= Layer::Udp {
-        UDP_KEYS
-    } else {
-        0
-    } | if coap { COAP_FIXED } else { 0 };
+    } | if udp && first <= Layer::Udp { UDP } else { 0 }
+        | if coap { COAP_FIXED } else { 0 };
     if mine & needed != needed {
         return None;
     }
