@@ -41,10 +41,10 @@ pub enum BitError {
 
 /// Reads `n` (at most 64) bits at bit offset `off` of `data`, MSB first. Bits past the end of
 /// `data` read as zero; callers check bounds first.
-// Always inlined on hosts (the compiled matcher calls it per field); left to the compiler
-// on devices (flash).
-#[cfg_attr(feature = "std", inline(always))]
-#[cfg_attr(not(feature = "std"), inline)]
+// Always inlined on hosts (the compiled matcher calls it per field); devices have the small
+// form below (flash).
+#[cfg(feature = "std")]
+#[inline(always)]
 pub fn get_bits(data: &[u8], off: usize, n: u32) -> u64 {
     let n = n.min(64);
     let shift = (off % 8) as u32;
@@ -67,7 +67,26 @@ pub fn get_bits(data: &[u8], off: usize, n: u32) -> u64 {
     get_bits_slow(data, off, n)
 }
 
+/// [`get_bits`] on devices, for less flash: the 8 bytes from the first (zero past the end of
+/// `data`, as [`word_at`] reads them) shifted, and the top bits of the ninth when the bits
+/// reach into it.
+#[cfg(not(feature = "std"))]
+pub fn get_bits(data: &[u8], off: usize, n: u32) -> u64 {
+    let n = n.min(64);
+    if n == 0 {
+        return 0;
+    }
+    let (at, sh) = (off / 8, (off % 8) as u32);
+    let ninth = at
+        .checked_add(8)
+        .and_then(|i| data.get(i))
+        .map_or(0, |&b| u64::from(b));
+    // (A shift of 8 leaves nothing of the ninth byte when the bits start on a byte.)
+    ((word_at(data, at) << sh) | (ninth >> (8 - sh))) >> (64 - n)
+}
+
 /// [`get_bits`] byte by byte: near the end of `data`, or more than 64 bits from the first byte.
+#[cfg_attr(not(feature = "std"), allow(dead_code))]
 fn get_bits_slow(data: &[u8], off: usize, n: u32) -> u64 {
     let mut value: u64 = 0;
     let mut pos = off;
@@ -192,7 +211,9 @@ impl<'a> BitReader<'a> {
     }
 
     /// Reads `n` bits (at most 64) as an unsigned number.
-    #[inline]
+    // (Devices: always inlined, into the size prefix's three reads; less flash than a call.)
+    #[cfg_attr(feature = "std", inline)]
+    #[cfg_attr(not(feature = "std"), inline(always))]
     pub fn read(&mut self, n: u32) -> Result<u64, BitError> {
         if n > 64 {
             return Err(BitError::TooWide(n));
@@ -427,8 +448,12 @@ impl<'a> BitAcc<'a> {
         let Some(dst) = self.buf.get_mut(at..end) else {
             return Err(self.full(0));
         };
-        for (d, b) in dst.iter_mut().zip(word.to_be_bytes()) {
-            *d = b;
+        // (One by one from the top of the word: a copy of a length known only at run time
+        // would link `memcpy` on devices.)
+        let mut word = word;
+        for d in dst {
+            *d = (word >> 56) as u8;
+            word <<= 8;
         }
         Ok(end)
     }

@@ -475,7 +475,8 @@ fn compress_with<'a, const INTERPRET: bool>(
     // Only value-sent, mapping-sent and LSB write a residue: the other descriptors (most of
     // a typical rule) are skipped before their field is looked up.
     match how {
-        Written::Planned(cf, p) => {
+        // (The compiled-only path has no plans: `if INTERPRET` leaves these arms' code out.)
+        Written::Planned(cf, p) if INTERPRET => {
             let data = h.data();
             for o in p.outs.get(..usize::from(p.n_outs)).unwrap_or(&[]) {
                 match o.kind {
@@ -494,13 +495,13 @@ fn compress_with<'a, const INTERPRET: bool>(
                 .map_err(write)?;
             }
         }
-        Written::Compiled(cf, Some(mut sends)) => {
+        Written::Compiled(cf, Some(mut sends)) if INTERPRET => {
             while let Some(c) = cf.get(sends.trailing_zeros() as usize) {
                 sends &= sends.wrapping_sub(1);
                 m.write_compiled(c, &mut w).map_err(write)?;
             }
         }
-        Written::Compiled(cf, None) => {
+        Written::Compiled(cf, _) => {
             let d = if dir == Direction::Up { DI_UP } else { DI_DOWN };
             for c in cf {
                 if c.op() & d != 0 && matches!((c.op() >> 3) & 7, CDA_VALUE_SENT | CDA_LSB) {
@@ -518,7 +519,7 @@ fn compress_with<'a, const INTERPRET: bool>(
                 }
             }
         }
-        Written::Interpreted => {}
+        Written::Interpreted | Written::Planned(..) => {}
     }
     let start = h.layer_end(layer);
     w.copy_bits(packet, start * 8, (packet.len() - start) * 8)
@@ -1090,14 +1091,9 @@ impl<'h, 'p> Matcher<'h, 'p> {
                 continue;
             }
             mine |= bit;
-            let f = if key < OPTION_KEY {
-                self.h.place(usize::from(key))
-            } else {
-                options += 1;
-                match self.h.option_field(key - OPTION_KEY, c.fp()) {
-                    Some(f) => f,
-                    None => return Some(None),
-                }
+            options += usize::from(key >= OPTION_KEY);
+            let Some(f) = self.compiled_field(c) else {
+                return Some(None);
             };
             // One general step per entry: this loop serves devices (small code) and the rare
             // rules without a plan; compression with plans does not come here.
@@ -1217,6 +1213,20 @@ impl<'h, 'p> Matcher<'h, 'p> {
         Some(Some((bits, layer)))
     }
 
+    /// The packet's field that compiled entry `c` describes: a header field where it would
+    /// be (see [`Headers::place`]), or the option, if the packet has it.
+    // (Devices: one copy for the matcher and the writer; less flash.)
+    #[cfg_attr(feature = "std", inline(always))]
+    #[cfg_attr(not(feature = "std"), inline(never))]
+    fn compiled_field(&self, c: &CompiledField) -> Option<FieldRef> {
+        let key = c.key();
+        if key < OPTION_KEY {
+            Some(self.h.place(usize::from(key)))
+        } else {
+            self.h.option_field(key - OPTION_KEY, c.fp())
+        }
+    }
+
     /// One compiled entry against the packet's field `f`: `None` if it cannot be compiled,
     /// else its residue length if it matches.
     #[inline(never)]
@@ -1227,41 +1237,52 @@ impl<'h, 'p> Matcher<'h, 'p> {
         pool: &[u8],
     ) -> Option<Option<usize>> {
         let data = self.h.data();
-        let (op, len, tv) = (c.op(), c.len(), c.tv());
-        let mo = op & MO_MASK;
-        let off = f.off as usize;
+        let (op, len, tv, arg) = (c.op(), c.len(), c.tv(), u32::from(c.arg()));
+        // The field's value (its first 64 bits), read once for every compare below: those of
+        // fields over 64 bits fail on the length first.
+        let v = get_bits(data, f.off as usize, f.len);
         let len_ok = match len {
             LEN_VARIABLE => f.off % 8 == 0 && f.len % 8 == 0,
             LEN_TOKEN => f.len <= 64,
             l => u32::from(l) == f.len,
         };
         let ok = len_ok
-            && match mo {
+            && match op & MO_MASK {
                 MO_IGNORE => true,
-                MO_EQUAL => match len {
-                    LEN_VARIABLE => {
-                        f.len == u32::from(c.arg()) * 8 && get_bits(data, off, f.len) == tv
-                    }
-                    LEN_TOKEN => {
-                        (f.len == 64 || tv >> f.len == 0) && get_bits(data, off, f.len) == tv
-                    }
-                    _ => get_bits(data, off, f.len) == tv,
-                },
+                MO_EQUAL => {
+                    v == tv
+                        && match len {
+                            LEN_VARIABLE => f.len == arg * 8,
+                            LEN_TOKEN => f.len == 64 || tv >> f.len == 0,
+                            _ => true,
+                        }
+                }
                 MO_EQUAL_POOL => {
                     let start = (tv >> 16) as usize;
                     let end = start.saturating_add((tv & 0xFFFF) as usize);
                     pool.get(start..end)
-                        .is_some_and(|v| data.get(f.bytes()) == Some(v))
+                        .is_some_and(|p| data.get(f.bytes()) == Some(p))
                 }
                 MO_MSB => {
-                    let shift = f.len.saturating_sub(u32::from(c.arg()));
-                    shift < 64 && get_bits(data, off, f.len) >> shift == tv >> shift
+                    let shift = f.len.saturating_sub(arg);
+                    shift < 64 && v >> shift == tv >> shift
                 }
                 _ => return None,
             };
         if !ok {
             return Some(None);
         }
+        self.entry_residue(c, f, v)
+    }
+
+    /// The residue length of compiled entry `c` whose MO matched the packet's field `f` of
+    /// value `v` (its first 64 bits), if its CDA can rebuild it; `None` if it cannot be
+    /// compiled.
+    // (Devices: out of `match_entry`, whose every MO branch would otherwise get a copy.)
+    #[cfg_attr(feature = "std", inline(always))]
+    #[cfg_attr(not(feature = "std"), inline(never))]
+    fn entry_residue(&mut self, c: &CompiledField, f: FieldRef, v: u64) -> Option<Option<usize>> {
+        let (op, len, arg) = (c.op(), c.len(), u32::from(c.arg()));
         let cda = (op >> 3) & 7;
         Some(match cda {
             CDA_NOT_SENT => Some(0),
@@ -1270,12 +1291,10 @@ impl<'h, 'p> Matcher<'h, 'p> {
                 (n <= 0xFFFF).then(|| size_prefix_len(n) as usize + f.len as usize)
             }
             CDA_VALUE_SENT => Some(f.len as usize),
-            CDA_LSB => Some(f.len.saturating_sub(u32::from(c.arg())) as usize),
+            CDA_LSB => Some(f.len.saturating_sub(arg) as usize),
             CDA_COMPUTE => {
                 let fid = Fid::from_header_index(usize::from(c.key()))?;
-                self.computed(fid)
-                    .filter(|&v| get_bits(data, off, f.len) == u64::from(v))
-                    .map(|_| 0)
+                self.computed(fid).filter(|&x| v == u64::from(x)).map(|_| 0)
             }
             CDA_DEV_IID | CDA_APP_IID => {
                 let iid = if cda == CDA_DEV_IID {
@@ -1283,7 +1302,9 @@ impl<'h, 'p> Matcher<'h, 'p> {
                 } else {
                     self.cfg.app_iid
                 };
-                iid.filter(|iid| f.len == 64 && data.get(f.bytes()) == Some(&iid[..]))
+                // (An IID field lies whole in the packet when its layer, which the rule
+                // requires, was parsed.)
+                iid.filter(|iid| f.len == 64 && v == u64::from_be_bytes(*iid))
                     .map(|_| 0)
             }
             _ => return None,
@@ -1406,16 +1427,12 @@ impl<'h, 'p> Matcher<'h, 'p> {
     }
 
     /// Writes the residue of compiled entry `c` (value-sent or LSB) of the matched rule.
+    // (Devices: kept out of the caller, whose loops call it; less flash.)
     #[cfg_attr(feature = "std", inline(always))]
+    #[cfg_attr(not(feature = "std"), inline(never))]
     fn write_compiled(&self, c: &CompiledField, w: &mut BitAcc<'_>) -> Result<(), BitError> {
-        let key = c.key();
-        let f = if key < OPTION_KEY {
-            self.h.place(usize::from(key))
-        } else {
-            match self.h.option_field(key - OPTION_KEY, c.fp()) {
-                Some(f) => f,
-                None => return Ok(()),
-            }
+        let Some(f) = self.compiled_field(c) else {
+            return Ok(());
         };
         let data = self.h.data();
         let (off, len) = (f.off as usize, f.len as usize);
@@ -1432,7 +1449,9 @@ impl<'h, 'p> Matcher<'h, 'p> {
             }
             _ => return Ok(()),
         };
-        if len <= 64 {
+        // Devices copy every residue (the same bits, less flash); hosts write one of at most
+        // 64 bits at once.
+        if len <= 64 && cfg!(feature = "std") {
             w.write(get_bits(data, off, len as u32), len as u32)
         } else {
             w.copy_bits(data, off, len)
@@ -1539,7 +1558,9 @@ pub fn decompress_bits(
 /// [`DecompressError::BadField`] (entry 0) instead of the interpreter's precise error. It reads
 /// the rules, the compiled table and the pool, never the [`FieldDesc`] table (a device need not
 /// link it): the error names entry 0's field from its compiled key (kept also by entries the
-/// compiled form cannot express).
+/// compiled form cannot express). It finds the rule by trying the set's rules in order, not
+/// through the index (a device holds a few; their IDs are prefix-free as validation leaves
+/// them, so it is the rule the index would give).
 pub fn decompress_compiled(
     set: &RuleSet<'_>,
     schc: &[u8],
@@ -1561,9 +1582,14 @@ fn decompress_with<const INTERPRET: bool>(
     out: &mut [u8],
 ) -> Result<Decompressed, DecompressError> {
     let bit_len = bit_len.min(schc.len() * 8);
-    let rule = set
-        .lookup_prefix(schc, bit_len)
-        .ok_or(DecompressError::UnknownRuleId)?;
+    // The compiled-only path (devices: a few prefix-free rules) tries the rules in order
+    // rather than search the index: the same rule, in less code.
+    let rule = if INTERPRET {
+        set.lookup_prefix(schc, bit_len)
+    } else {
+        set.lookup_linear(schc, bit_len)
+    }
+    .ok_or(DecompressError::UnknownRuleId)?;
     let id = rule.id;
     let limit = cfg.max_packet_size.min(out.len());
     let too_long = |_| DecompressError::TooLong { rule: id, limit };
@@ -1581,8 +1607,9 @@ fn decompress_with<const INTERPRET: bool>(
             // The packet's bytes, after the rule ID: a copy when it ends on a byte, else
             // shifted byte by byte (no bit writer: less code on a device).
             let (k, sh) = (r.position() / 8, (r.position() % 8) as u32);
+            // (The compiled-only path shifts even when aligned: no `memcpy` linked on a device.)
             match schc.get(k..k + n) {
-                Some(src) if sh == 0 => dst.copy_from_slice(src),
+                Some(src) if sh == 0 && INTERPRET => dst.copy_from_slice(src),
                 _ => {
                     for (i, d) in dst.iter_mut().enumerate() {
                         let hi = schc.get(k + i).copied().unwrap_or(0);

@@ -379,14 +379,22 @@ impl<'p> Headers<'p> {
     /// The value of option `number` at position `fp`, if the packet has it.
     #[inline(always)]
     pub(crate) fn option_field(&self, number: u16, fp: u8) -> Option<FieldRef> {
-        for o in self.options() {
-            if o.number >= number {
-                if o.number == number && o.position == fp {
-                    return Some(o.value);
-                }
-                if o.number > number {
-                    return None;
-                }
+        // The options' walk of `CoapOptions`, without the iterator: options come in number
+        // order, so the walk stops past `number`.
+        let data = self.data.get(..self.coap_end)?;
+        let (mut i, mut n, mut last) = (self.options_at, 0, None);
+        let left = if self.has(Layer::Coap) {
+            self.n_options
+        } else {
+            0
+        };
+        for _ in 0..left {
+            let o = next_option(data, &mut i, &mut n, &mut last).ok()??;
+            if o.number == number && o.position == fp {
+                return Some(o.value);
+            }
+            if o.number > number {
+                return None;
             }
         }
         None
@@ -425,7 +433,9 @@ impl<'p> Headers<'p> {
 }
 
 /// Reads an option delta or length nibble with its extension bytes.
-#[cfg_attr(feature = "std", inline(always))]
+// (Inlined on devices too: its two calls cost more than two copies, which fold into
+// `next_option`'s error paths.)
+#[inline(always)]
 fn option_ext(data: &[u8], nibble: u8, i: &mut usize, at: usize) -> Result<u32, CoapError> {
     match nibble {
         0..=12 => Ok(u32::from(nibble)),
@@ -451,7 +461,8 @@ pub struct CoapOptions<'p> {
     data: &'p [u8],
     i: usize,
     number: u32,
-    last: Option<(u16, u8)>,
+    /// The position of the option before (`None` before the first).
+    last: Option<u8>,
     left: u8,
 }
 
@@ -478,15 +489,15 @@ impl Iterator for CoapOptions<'_> {
     }
 }
 
-/// Decodes the option at byte `*i` (after the previous option number `*number`, the last
-/// option and its position `*last`) and moves past it; `None` at the payload marker or the
+/// Decodes the option at byte `*i` (after the previous option number `*number` and the
+/// previous option's position `*last`) and moves past it; `None` at the payload marker or the
 /// end of `data`.
 #[cfg_attr(feature = "std", inline(always))]
 fn next_option(
     data: &[u8],
     i: &mut usize,
     number: &mut u32,
-    last: &mut Option<(u16, u8)>,
+    last: &mut Option<u8>,
 ) -> Result<Option<CoapOption>, CoapError> {
     let at = *i;
     let b = match data.get(at) {
@@ -501,11 +512,12 @@ fn next_option(
     if *i + len > data.len() {
         return Err(CoapError::OptionTruncated(at));
     }
+    // The option before has the same number exactly when the delta is 0.
     let position = match *last {
-        Some((n, p)) if n == num => p.saturating_add(1),
+        Some(p) if delta == 0 => p.saturating_add(1),
         _ => 1,
     };
-    *last = Some((num, position));
+    *last = Some(position);
     let value = FieldRef::new((*i * 8) as u32, (len * 8) as u32);
     *i += len;
     Ok(Some(CoapOption {

@@ -11,34 +11,38 @@
 use heapless::Vec;
 
 use super::{
-    computed_bit, patch_computed, CompiledOpt, Config, OptVal, IPV6_KEYS, MAX_DECODED, TKL_KEY,
-    UDP_KEYS,
+    patch_computed, CompiledOpt, Config, OptVal, IPV6_KEYS, MAX_DECODED, TKL_KEY, UDP_KEYS,
 };
 use crate::bits::{get_bits, BitAcc, BitReader};
 use crate::packet::IPV6_HEADER_LEN;
 use crate::rule::compiled::{
     CompiledField, CDA_APP_IID, CDA_COMPUTE, CDA_DEV_IID, CDA_LSB, CDA_NOT_SENT, CDA_VALUE_SENT,
-    DI_DOWN, DI_UP, LEN_TOKEN, LEN_VARIABLE, MO_EQUAL_POOL, MO_MASK, OPTION_KEY, TOKEN_KEY,
+    CHECKSUM_KEY, CHECK_CHECKSUM, CHECK_PAYLOAD_LENGTH, CHECK_UDP_LENGTH, DI_DOWN, DI_UP,
+    LEN_TOKEN, LEN_VARIABLE, MO_EQUAL_POOL, MO_MASK, OPTION_KEY, PAYLOAD_LENGTH_KEY, TOKEN_KEY,
+    UDP_LENGTH_KEY,
 };
 use crate::rule::fid::HEADER_PLACES;
-use crate::rule::{Direction, Fid, Layer, RuleId, RuleSet, HEADER_FIELDS};
+use crate::rule::{Direction, Layer, RuleId, RuleSet, HEADER_FIELDS};
 
-/// The header fields of each layer in wire order, uplink (Dev first) and downlink.
-const ORDER: [[&[u8]; 3]; 2] = [
+/// The header fields in wire order (layer by layer), uplink (Dev first) and downlink.
+const ORDER: [[u8; HEADER_FIELDS]; 2] = [
     [
-        &[0, 1, 2, 3, 4, 5, 6, 7, 8, 9],
-        &[10, 11, 12, 13],
-        &[14, 15, 16, 17, 18, 19],
+        0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15, 16, 17, 18, 19,
     ],
     [
-        &[0, 1, 2, 3, 4, 5, 8, 9, 6, 7],
-        &[11, 10, 12, 13],
-        &[14, 15, 16, 17, 18, 19],
+        0, 1, 2, 3, 4, 5, 8, 9, 6, 7, 11, 10, 12, 13, 14, 15, 16, 17, 18, 19,
     ],
 ];
 
+/// The header keys of IPv6 and of UDP as 32-bit masks.
+const IPV6: u32 = IPV6_KEYS as u32;
+/// See [`IPV6`].
+const UDP: u32 = UDP_KEYS as u32;
+const _: () =
+    assert!(IPV6 as u64 == IPV6_KEYS && UDP as u64 == UDP_KEYS && OPTION_KEY >= 31 && TKL_KEY < 31);
+
 /// The header keys of the CoAP layer that must all be described (the token may not be).
-const COAP_FIXED: u64 = 0x7C000;
+const COAP_FIXED: u32 = 0x7C000;
 
 /// Rebuilds the packet of rule `cf` (a validated set's compiled rule; reader after the rule
 /// ID) into `out`: its length, or `None` for anything the compiled form does not rebuild or
@@ -56,18 +60,26 @@ pub(super) fn rebuild(
 ) -> Option<usize> {
     let pool = set.tables().3;
     let dir_bit = if dir == Direction::Up { DI_UP } else { DI_DOWN };
-    let mut vals = [0u64; HEADER_FIELDS];
+    // A value per header field, as two 32-bit halves: a table of 4-byte alignment is zeroed
+    // with `__aeabi_memclr4`, which a device links for its own buffers anyway (an 8-byte
+    // aligned one would link `__aeabi_memclr8` beside it).
+    let mut vals = [[0u32; 2]; HEADER_FIELDS];
+    let val = |vals: &[[u32; 2]; HEADER_FIELDS], k: usize| {
+        vals.get(k)
+            .map_or(0, |&[hi, lo]| (u64::from(hi) << 32) | u64::from(lo))
+    };
     let mut token_bits = 0u32;
-    let (mut all, mut mine, mut computed) = (0u64, 0u64, 0u8);
+    // Keys described (any direction / this direction) as bits: header fields by index, every
+    // option on the top bit (32-bit masks: a device's word).
+    let (mut all, mut mine, mut computed) = (0u32, 0u32, 0u8);
     let mut opts: Vec<CompiledOpt, MAX_DECODED> = Vec::new();
     let mut applicable = 0usize;
     for c in cf {
-        let (op, key, len, tv, arg) = (c.op(), c.key(), c.len(), c.tv(), c.arg());
-        let mo = op & MO_MASK;
-        if mo == 0 {
+        let (op, key) = (c.op(), c.key());
+        if op & MO_MASK == 0 {
             return None;
         }
-        let bit = 1u64 << key.min(63);
+        let bit = 1u32 << key.min(31);
         all |= bit;
         if op & dir_bit == 0 {
             continue;
@@ -77,55 +89,24 @@ pub(super) fn rebuild(
         if applicable > MAX_DECODED {
             return None;
         }
-        let cda = (op >> 3) & 7;
-        let bits: u32 = match len {
-            // The TKL, decoded before (validated sets).
-            LEN_TOKEN if mine & (1 << TKL_KEY) != 0 => {
-                u32::try_from(vals.get(TKL_KEY)? * 8).ok()?
-            }
-            LEN_TOKEN => return None,
-            LEN_VARIABLE => match cda {
-                CDA_NOT_SENT if mo == MO_EQUAL_POOL => (tv & 0xFFFF) as u32 * 8,
-                CDA_NOT_SENT => u32::from(arg) * 8,
-                CDA_VALUE_SENT => u32::try_from(r.read_size_prefix().ok()? * 8).ok()?,
+        let tkl = (mine & (1 << TKL_KEY) != 0).then(|| val(&vals, TKL_KEY));
+        let (bits, val) = decode(c, r, input, cfg, tkl)?;
+        if (op >> 3) & 7 == CDA_COMPUTE {
+            // (`computed_bit` of the key's field; no header field past the last.)
+            computed |= match key {
+                PAYLOAD_LENGTH_KEY => CHECK_PAYLOAD_LENGTH,
+                UDP_LENGTH_KEY => CHECK_UDP_LENGTH,
+                CHECKSUM_KEY => CHECK_CHECKSUM,
+                k if usize::from(k) < HEADER_FIELDS => 0,
                 _ => return None,
-            },
-            l => u32::from(l),
-        };
-        let val = match cda {
-            CDA_NOT_SENT if mo == MO_EQUAL_POOL => OptVal::Pool((tv >> 16) as usize),
-            // A token's target value must fit its TKL bytes.
-            CDA_NOT_SENT if bits < 64 && tv >> bits != 0 => return None,
-            CDA_NOT_SENT => OptVal::Word(tv),
-            CDA_VALUE_SENT | CDA_LSB => {
-                let sent = if cda == CDA_LSB {
-                    bits.checked_sub(u32::from(arg))?
-                } else {
-                    bits
-                };
-                let off = r.skip(sent as usize).ok()?;
-                if sent > 64 {
-                    OptVal::Input(off)
-                } else if cda == CDA_LSB && arg != 0 {
-                    OptVal::Word(((tv >> sent) << sent) | get_bits(input, off, sent))
-                } else {
-                    OptVal::Word(get_bits(input, off, sent))
-                }
-            }
-            CDA_COMPUTE => {
-                computed |= computed_bit(Fid::from_header_index(usize::from(key))?);
-                OptVal::Word(0)
-            }
-            CDA_DEV_IID => OptVal::Word(u64::from_be_bytes(cfg.dev_iid?)),
-            CDA_APP_IID => OptVal::Word(u64::from_be_bytes(cfg.app_iid?)),
-            _ => return None,
-        };
+            };
+        }
         mine |= bit;
         if key < OPTION_KEY {
             let (OptVal::Word(v), true) = (val, bits <= 64) else {
                 return None;
             };
-            *vals.get_mut(usize::from(key))? = v;
+            *vals.get_mut(usize::from(key))? = [(v >> 32) as u32, v as u32];
             if key == TOKEN_KEY {
                 token_bits = bits;
             }
@@ -141,21 +122,29 @@ pub(super) fn rebuild(
     }
     let first = cfg.first_layer;
     // A field below the first layer is an error (the interpreter's).
-    if (first > Layer::Ipv6 && mine & IPV6_KEYS != 0)
-        || (first > Layer::Udp && mine & UDP_KEYS != 0)
-    {
+    if (first > Layer::Ipv6 && mine & IPV6 != 0) || (first > Layer::Udp && mine & UDP != 0) {
         return None;
     }
-    let coap = all & !(IPV6_KEYS | UDP_KEYS) != 0;
-    let udp = coap || all & UDP_KEYS != 0;
-    let ipv6 = udp || all & IPV6_KEYS != 0;
-    let tkl = vals.get(TKL_KEY).copied().unwrap_or(0);
-    // Which layers are written, and the keys each must have described.
-    let layers = [
-        (first == Layer::Ipv6 && ipv6, IPV6_KEYS),
-        (first <= Layer::Udp && udp, UDP_KEYS),
-        (coap, COAP_FIXED),
+    let coap = all & !(IPV6 | UDP) != 0;
+    let udp = coap || all & UDP != 0;
+    let ipv6 = udp || all & IPV6 != 0;
+    let tkl = val(&vals, TKL_KEY);
+    // Which layers are written (as `HEADER_PLACES` numbers them); each must have had all its
+    // keys described.
+    let written = [
+        first == Layer::Ipv6 && ipv6,
+        first <= Layer::Udp && udp,
+        coap,
     ];
+    let needed = if ipv6 && first == Layer::Ipv6 {
+        IPV6
+    } else {
+        0
+    } | if udp && first <= Layer::Udp { UDP } else { 0 }
+        | if coap { COAP_FIXED } else { 0 };
+    if mine & needed != needed {
+        return None;
+    }
     if coap && (tkl > 8 || (mine & (1 << TOKEN_KEY) == 0 && tkl != 0)) {
         return None;
     }
@@ -164,29 +153,25 @@ pub(super) fn rebuild(
     }
     let mut w = BitAcc::new(out);
     let order = ORDER.get(usize::from(dir == Direction::Down))?;
-    for ((write, needed), keys) in layers.into_iter().zip(order) {
-        if !write {
+    for &k in order.iter() {
+        let k = usize::from(k);
+        let place = HEADER_PLACES.get(k)?;
+        if written.get(usize::from(place.layer)) != Some(&true) {
             continue;
         }
-        if mine & needed != needed {
-            return None;
-        }
-        for &k in keys.iter() {
-            let k = usize::from(k);
-            let bits = match HEADER_PLACES.get(k)?.len {
-                0 => tkl as u32 * 8,
-                l => u32::from(l),
-            };
-            w.write(vals.get(k).copied().unwrap_or(0), bits).ok()?;
-        }
+        let bits = match place.len {
+            0 => tkl as u32 * 8,
+            l => u32::from(l),
+        };
+        w.write(val(&vals, k), bits).ok()?;
     }
     if coap {
         // Options in (number, position) order; insertion sort, as the interpreter.
+        let key =
+            |o: Option<&CompiledOpt>| o.map_or(0, |o| (u32::from(o.number) << 8) | u32::from(o.fp));
         for i in 1..opts.len() {
             let mut j = i;
-            while j > 0
-                && opts.get(j - 1).map(|o| (o.number, o.fp)) > opts.get(j).map(|o| (o.number, o.fp))
-            {
+            while j > 0 && key(opts.get(j - 1)) > key(opts.get(j)) {
                 opts.swap(j - 1, j);
                 j -= 1;
             }
@@ -201,9 +186,9 @@ pub(super) fn rebuild(
             prev = opt.number;
             let (dn, dx, dxl) = nibble(delta)?;
             let (ln, lx, lxl) = nibble(len)?;
-            w.write(((dn << 4) | ln) as u64, 8).ok()?;
-            w.write(dx, dxl).ok()?;
-            w.write(lx, lxl).ok()?;
+            // The option's first byte, then both extensions (at most 32 bits) in one write.
+            w.write(u64::from((dn << 4) | ln), 8).ok()?;
+            w.write(u64::from((dx << lxl) | lx), dxl + lxl).ok()?;
             match opt.val {
                 OptVal::Word(x) => w.write(x, opt.bits),
                 OptVal::Input(off) => w.copy_bits(input, off, opt.bits as usize),
@@ -230,13 +215,67 @@ pub(super) fn rebuild(
     Some(total)
 }
 
+/// The length in bits of the field of entry `c` (an applicable entry of the rule; `tkl`: the
+/// TKL decoded before it, if any) and where its value comes from, reading its residue from
+/// `r`; `None` for what the compiled form does not rebuild.
+// (Out of `rebuild`'s loop: less flash.)
+#[inline(never)]
+fn decode(
+    c: &CompiledField,
+    r: &mut BitReader<'_>,
+    input: &[u8],
+    cfg: &Config,
+    tkl: Option<u64>,
+) -> Option<(u32, OptVal)> {
+    let (op, len, tv, arg) = (c.op(), c.len(), c.tv(), c.arg());
+    let (mo, cda) = (op & MO_MASK, (op >> 3) & 7);
+    let bits: u32 = match len {
+        // The TKL, decoded before (validated sets).
+        LEN_TOKEN => u32::try_from(tkl?.checked_mul(8)?).ok()?,
+        LEN_VARIABLE => match cda {
+            CDA_NOT_SENT if mo == MO_EQUAL_POOL => (tv & 0xFFFF) as u32 * 8,
+            CDA_NOT_SENT => u32::from(arg) * 8,
+            CDA_VALUE_SENT => u32::try_from(r.read_size_prefix().ok()? * 8).ok()?,
+            _ => return None,
+        },
+        l => u32::from(l),
+    };
+    let val = match cda {
+        CDA_NOT_SENT if mo == MO_EQUAL_POOL => OptVal::Pool((tv >> 16) as usize),
+        // A token's target value must fit its TKL bytes.
+        CDA_NOT_SENT if bits < 64 && tv >> bits != 0 => return None,
+        CDA_NOT_SENT => OptVal::Word(tv),
+        CDA_VALUE_SENT | CDA_LSB => {
+            let sent = if cda == CDA_LSB {
+                bits.checked_sub(u32::from(arg))?
+            } else {
+                bits
+            };
+            let off = r.skip(sent as usize).ok()?;
+            if sent > 64 {
+                OptVal::Input(off)
+            } else if cda == CDA_LSB && arg != 0 {
+                OptVal::Word(((tv >> sent) << sent) | get_bits(input, off, sent))
+            } else {
+                OptVal::Word(get_bits(input, off, sent))
+            }
+        }
+        CDA_COMPUTE => OptVal::Word(0),
+        CDA_DEV_IID => OptVal::Word(u64::from_be_bytes(cfg.dev_iid?)),
+        CDA_APP_IID => OptVal::Word(u64::from_be_bytes(cfg.app_iid?)),
+        _ => return None,
+    };
+    Some((bits, val))
+}
+
 /// A CoAP option delta or length: its nibble, and its extension as a value and a width in
 /// bits (0, 8 or 16); `None` past what 16 bits of extension hold.
-fn nibble(v: usize) -> Option<(usize, u64, u32)> {
+fn nibble(v: usize) -> Option<(u32, u32, u32)> {
+    let v = u32::try_from(v).ok()?;
     match v {
         0..=12 => Some((v, 0, 0)),
-        13..=268 => Some((13, (v - 13) as u64, 8)),
-        269..=65804 => Some((14, (v - 269) as u64, 16)),
+        13..=268 => Some((13, v - 13, 8)),
+        269..=65804 => Some((14, v - 269, 16)),
         _ => None,
     }
 }
@@ -245,24 +284,26 @@ fn nibble(v: usize) -> Option<(usize, u64, u32)> {
 mod tests {
     use super::*;
 
-    /// `ORDER` is the wire order `HEADER_PLACES` gives: in each direction and layer, every
-    /// field of the layer once, each starting where the one before ends.
+    /// `ORDER` is the wire order `HEADER_PLACES` gives: in each direction, every header
+    /// field once, layer after layer, each starting where the one before in its layer ends.
     #[test]
     fn order_follows_the_field_places() {
         for (d, dir) in [Direction::Up, Direction::Down].into_iter().enumerate() {
-            for (layer, keys) in ORDER[d].iter().enumerate() {
-                let mut at = 0u16;
-                for &k in keys.iter() {
-                    let p = HEADER_PLACES[usize::from(k)];
-                    assert_eq!(usize::from(p.layer), layer, "{dir:?} key {k}");
-                    assert_eq!(p.offset(dir), at, "{dir:?} key {k}");
-                    at += u16::from(p.len);
+            let mut seen = [false; HEADER_FIELDS];
+            let (mut layer, mut at) = (0u8, 0u16);
+            for &k in ORDER[d].iter() {
+                let p = HEADER_PLACES[usize::from(k)];
+                assert!(!seen[usize::from(k)], "{dir:?} key {k} twice");
+                seen[usize::from(k)] = true;
+                if p.layer != layer {
+                    assert_eq!(p.layer, layer + 1, "{dir:?} key {k}");
+                    (layer, at) = (p.layer, 0);
                 }
-                let all = HEADER_PLACES
-                    .iter()
-                    .filter(|p| usize::from(p.layer) == layer);
-                assert_eq!(keys.len(), all.count(), "{dir:?} layer {layer}");
+                assert_eq!(p.offset(dir), at, "{dir:?} key {k}");
+                at += u16::from(p.len);
             }
+            assert!(seen.iter().all(|&s| s), "{dir:?}");
+            assert_eq!(layer, 2, "{dir:?}");
         }
     }
 }
