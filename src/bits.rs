@@ -276,10 +276,22 @@ pub struct BitAcc<'a> {
     buf: &'a mut [u8],
     /// Bytes stored so far.
     stored: usize,
-    /// Bits not yet stored, right-aligned (`n` of them, fewer than 64).
-    acc: u64,
+    /// Bits not yet stored, right-aligned (`n` of them, fewer than [`ACC`]).
+    acc: Acc,
     n: u32,
 }
+
+/// [`BitAcc`]'s accumulator: 64 bits on hosts, 32 on devices, whose 32-bit cores take more
+/// code for 64-bit shifts (flash).
+#[cfg(feature = "std")]
+type Acc = u64;
+/// See above.
+#[cfg(not(feature = "std"))]
+type Acc = u32;
+/// The bits of [`Acc`].
+const ACC: u32 = Acc::BITS;
+/// Its bytes.
+const ACC_BYTES: usize = ACC as usize / 8;
 
 impl<'a> BitAcc<'a> {
     /// A writer at the start of `buf`.
@@ -309,13 +321,18 @@ impl<'a> BitAcc<'a> {
         } else {
             value & ((1u64 << n) - 1)
         };
-        self.put(value, n)
+        // Wider than the accumulator (devices): the high bits first.
+        if n > ACC {
+            self.put(value.checked_shr(ACC).unwrap_or(0) as Acc, n - ACC)?;
+            return self.put(value as Acc, ACC);
+        }
+        self.put(value as Acc, n)
     }
 
-    /// [`BitAcc::write`] of a `value` below 2^`n` (`n` at most 64).
+    /// [`BitAcc::write`] of a `value` below 2^`n` (`n` at most [`ACC`]).
     #[cfg_attr(feature = "std", inline(always))]
-    fn put(&mut self, value: u64, n: u32) -> Result<(), BitError> {
-        let free = 64 - self.n;
+    fn put(&mut self, value: Acc, n: u32) -> Result<(), BitError> {
+        let free = ACC - self.n;
         if n < free {
             self.acc = (self.acc << n) | value;
             self.n += n;
@@ -328,16 +345,16 @@ impl<'a> BitAcc<'a> {
         match self
             .buf
             .get_mut(at..)
-            .and_then(|s| s.first_chunk_mut::<8>())
+            .and_then(|s| s.first_chunk_mut::<ACC_BYTES>())
         {
             Some(w) => *w = word.to_be_bytes(),
             None => return Err(self.full(n)),
         }
-        self.stored += 8;
+        self.stored += ACC_BYTES;
         self.acc = if rest == 0 {
             0
         } else {
-            value & ((1u64 << rest) - 1)
+            value & ((1 << rest) - 1)
         };
         self.n = rest;
         Ok(())
@@ -363,32 +380,32 @@ impl<'a> BitAcc<'a> {
     pub fn copy_bits(&mut self, src: &[u8], off: usize, n: usize) -> Result<(), BitError> {
         // Up to 56 bits (with the shift within the first byte, one word; a short payload, a
         // residue) inline; more in the loop.
+        // Hosts: up to 56 bits (with the shift within the first byte, one word; a short
+        // payload, a residue) inline, more in the loop. (Devices read through `get_bits`,
+        // which they link anyway, and write through `write`'s one body: less flash.)
+        #[cfg(feature = "std")]
         if n <= 56 {
-            // (Devices read through `get_bits`, which they link anyway: less flash.)
-            #[cfg(feature = "std")]
             let v = word_at(src, off / 8) << (off % 8) >> (64 - n.max(1));
-            #[cfg(not(feature = "std"))]
-            let v = get_bits(src, off, n as u32);
-            // (`v` has no bits above the `n` it puts. Devices share `write`'s one body.)
+            // (`v` has no bits above the `n` it puts.)
             return match n {
                 0 => Ok(()),
-                #[cfg(feature = "std")]
                 _ => self.put(v, n as u32),
-                #[cfg(not(feature = "std"))]
-                _ => self.write(v, n as u32),
             };
         }
         self.copy_long(src, off, n)
     }
 
-    /// [`BitAcc::copy_bits`] of more than 56 bits.
+    /// [`BitAcc::copy_bits`] in runs of up to 56 bits.
     fn copy_long(&mut self, src: &[u8], mut off: usize, mut n: usize) -> Result<(), BitError> {
-        // 56 bits at a time: with the shift within the first byte, they lie in one word, which
-        // `word_at` reads whole (inside `src`) or zero-padded (at its end).
+        // With the shift within the first byte, 56 bits lie in one word, which `word_at`
+        // reads whole (inside `src`) or zero-padded (at its end).
         while n > 0 {
             let take = n.min(56);
-            let w = word_at(src, off / 8) << (off % 8);
-            self.write(w >> (64 - take), take as u32)?;
+            #[cfg(feature = "std")]
+            let v = (word_at(src, off / 8) << (off % 8)) >> (64 - take);
+            #[cfg(not(feature = "std"))]
+            let v = get_bits(src, off, take as u32);
+            self.write(v, take as u32)?;
             off += take;
             n -= take;
         }
@@ -417,7 +434,7 @@ impl<'a> BitAcc<'a> {
         if bytes == 0 {
             return Ok(self.stored);
         }
-        let word = self.acc << (64 - self.n);
+        let word = self.acc << (ACC - self.n);
         let (at, end) = (self.stored, self.stored + bytes);
         // Hosts: one 8-byte read-modify-write that puts the new bytes in place and stores the
         // others back as they were: from `at` when the buffer has 8 bytes there, else ending
@@ -452,7 +469,7 @@ impl<'a> BitAcc<'a> {
         // would link `memcpy` on devices.)
         let mut word = word;
         for d in dst {
-            *d = (word >> 56) as u8;
+            *d = (word >> (ACC - 8)) as u8;
             word <<= 8;
         }
         Ok(end)
