@@ -1258,8 +1258,16 @@ impl<'h, 'p> Matcher<'h, 'p> {
             CDA_VALUE_SENT => Some(f.len as usize),
             CDA_LSB => Some(f.len.saturating_sub(arg) as usize),
             CDA_COMPUTE => {
-                let fid = Fid::from_header_index(usize::from(c.key()))?;
-                self.computed(fid).filter(|&x| v == u64::from(x)).map(|_| 0)
+                // (`computed` of the key's field, without the FID: the lengths known, the
+                // checksum computed once; none for another header field or past them.)
+                let x = match c.key() {
+                    PAYLOAD_LENGTH_KEY => self.ipv6_payload_len,
+                    UDP_LENGTH_KEY => self.udp_len,
+                    CHECKSUM_KEY => self.computed(Fid::UdpChecksum),
+                    k if usize::from(k) < HEADER_FIELDS => None,
+                    _ => return None,
+                };
+                x.filter(|&x| v == u64::from(x)).map(|_| 0)
             }
             CDA_DEV_IID | CDA_APP_IID => {
                 let iid = if cda == CDA_DEV_IID {
