@@ -1570,11 +1570,16 @@ fn decompress_with<const INTERPRET: bool>(
                 .and_then(|d| d.get_mut(..n))
                 .ok_or(too_long(()))?;
             // The packet's bytes, after the rule ID: a copy when it ends on a byte, else
-            // shifted byte by byte (no bit writer: less code on a device).
+            // shifted byte by byte (no bit writer). The compiled-only path (devices) reads
+            // every byte with `get_bits`, aligned or not: no `memcpy`, the least code.
             let (k, sh) = (r.position() / 8, (r.position() % 8) as u32);
-            // (The compiled-only path shifts even when aligned: no `memcpy` linked on a device.)
             match schc.get(k..k + n) {
                 Some(src) if sh == 0 && INTERPRET => dst.copy_from_slice(src),
+                _ if !INTERPRET => {
+                    for (i, d) in dst.iter_mut().enumerate() {
+                        *d = get_bits(schc, r.position() + 8 * i, 8) as u8;
+                    }
+                }
                 _ => {
                     for (i, d) in dst.iter_mut().enumerate() {
                         let hi = schc.get(k + i).copied().unwrap_or(0);
