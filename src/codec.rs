@@ -1572,14 +1572,21 @@ fn decompress_with<const INTERPRET: bool>(
             // The packet's bytes, after the rule ID: a copy when it ends on a byte, else
             // shifted byte by byte (no bit writer). The compiled-only path (devices) reads
             // every byte with `get_bits`, aligned or not: no `memcpy`, the least code.
+            // (Without `std` only: on hosts the mere presence of this branch cost the
+            // interpreter's decompression instructions.)
+            #[cfg(not(feature = "std"))]
+            if !INTERPRET {
+                for (i, d) in dst.iter_mut().enumerate() {
+                    *d = get_bits(schc, r.position() + 8 * i, 8) as u8;
+                }
+                return Ok(Decompressed {
+                    rule_id: id,
+                    len: n,
+                });
+            }
             let (k, sh) = (r.position() / 8, (r.position() % 8) as u32);
             match schc.get(k..k + n) {
-                Some(src) if sh == 0 && INTERPRET => dst.copy_from_slice(src),
-                _ if !INTERPRET => {
-                    for (i, d) in dst.iter_mut().enumerate() {
-                        *d = get_bits(schc, r.position() + 8 * i, 8) as u8;
-                    }
-                }
+                Some(src) if sh == 0 => dst.copy_from_slice(src),
                 _ => {
                     for (i, d) in dst.iter_mut().enumerate() {
                         let hi = schc.get(k + i).copied().unwrap_or(0);
@@ -2745,6 +2752,45 @@ fn patch_computed(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// The no-compression rule gives its packet back after a rule ID of any length (the
+    /// packet's bytes at every alignment), through `decompress_bits` and through
+    /// `decompress_compiled`, whose device build reads the bytes with `get_bits` (run with
+    /// `--no-default-features` too).
+    #[test]
+    fn no_compression_after_rule_ids_of_every_length() {
+        let packet = [0x60u8, 0x12, 0x34, 0xFF, 0x00, 0xA5, 0x5A];
+        for len in 1..=16u8 {
+            let rules = [Rule {
+                id: RuleId::new(1, len),
+                nature: Nature::NoCompression,
+            }];
+            let set = RuleSet::new_unchecked(&rules, &[], &[], &[]);
+            let mut schc = [0u8; 16];
+            let mut w = crate::bits::BitWriter::new(&mut schc);
+            w.write(1, u32::from(len)).unwrap();
+            for b in packet {
+                w.write(u64::from(b), 8).unwrap();
+            }
+            let bits = w.position();
+            let cfg = Config::default();
+            for compiled in [false, true] {
+                let mut out = [0u8; 16];
+                let d = if compiled {
+                    decompress_compiled(&set, &schc, bits, Direction::Up, &cfg, &mut out)
+                } else {
+                    decompress_bits(&set, &schc, bits, Direction::Up, &cfg, &mut out)
+                };
+                let d = d.unwrap();
+                assert_eq!(
+                    (d.rule_id, d.len),
+                    (rules[0].id, packet.len()),
+                    "ID length {len}"
+                );
+                assert_eq!(out[..d.len], packet, "ID length {len}, compiled {compiled}");
+            }
+        }
+    }
 
     #[test]
     fn index_widths() {
