@@ -129,13 +129,8 @@ pub(super) fn rebuild(
     let udp = coap || all & UDP != 0;
     let ipv6 = udp || all & IPV6 != 0;
     let tkl = val(&vals, TKL_KEY);
-    // Which layers are written (as `HEADER_PLACES` numbers them); each must have had all its
-    // keys described.
-    let written = [
-        first == Layer::Ipv6 && ipv6,
-        first <= Layer::Udp && udp,
-        coap,
-    ];
+    // The keys of the layers written, each of which must have been described (the token,
+    // written from the TKL, need not be).
     let needed = if ipv6 && first == Layer::Ipv6 {
         IPV6
     } else {
@@ -153,10 +148,11 @@ pub(super) fn rebuild(
     }
     let mut w = BitAcc::new(out);
     let order = ORDER.get(usize::from(dir == Direction::Down))?;
+    let written = needed | if coap { 1 << TOKEN_KEY } else { 0 };
     for &k in order.iter() {
         let k = usize::from(k);
         let place = HEADER_PLACES.get(k)?;
-        if written.get(usize::from(place.layer)) != Some(&true) {
+        if written & (1 << k) == 0 {
             continue;
         }
         let bits = match place.len {
