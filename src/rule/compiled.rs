@@ -501,8 +501,12 @@ impl RulePlan {
         };
         let (mut prev, mut last) = (0u16, (u16::MAX, 0u8));
         for &(number, fp, i) in opts.iter() {
-            let position = if last.0 == number { last.1 + 1 } else { 1 };
-            if fp != position {
+            let position = if last.0 == number {
+                last.1.checked_add(1)
+            } else {
+                Some(1)
+            };
+            if position != Some(fp) {
                 return;
             }
             last = (number, fp);
