@@ -465,71 +465,73 @@ fn compress_with<'a, const INTERPRET: bool>(
             capacity: out.len(),
         });
     }
-    let write = |e| CompressError::Write {
-        rule: rule.id,
-        error: e,
+    // The SCHC packet, its length in bits and bytes; a bit-level error becomes one
+    // `CompressError::Write` (one conversion, not one per write: less code on a device).
+    let mut emit = || -> Result<(usize, usize), BitError> {
+        let mut w = BitAcc::new(out);
+        w.write(u64::from(rule.id.value), u32::from(rule.id.length))?;
+        // Only value-sent, mapping-sent and LSB write a residue: the other descriptors (most of
+        // a typical rule) are skipped before their field is looked up.
+        match how {
+            // (The compiled-only path has no plans: `if INTERPRET` leaves these arms' code out.)
+            Written::Planned(cf, p) if INTERPRET => {
+                let data = h.data();
+                for o in p.outs.get(..usize::from(p.n_outs)).unwrap_or(&[]) {
+                    match o.kind {
+                        OUT_FIELD => {
+                            let at = h.layer_start(o.layer) * 8 + usize::from(o.off);
+                            w.copy_bits(data, at, usize::from(o.len))
+                        }
+                        OUT_TOKEN => {
+                            let at = h.layer_start(Layer::Coap as u8 - 1) * 8 + 32;
+                            w.copy_bits(data, at, usize::from(h.tkl()) * 8)
+                        }
+                        _ => cf
+                            .get(usize::from(o.entry))
+                            .map_or(Ok(()), |c| m.write_compiled(c, &mut w)),
+                    }?;
+                }
+            }
+            Written::Compiled(cf, Some(mut sends)) if INTERPRET => {
+                while let Some(c) = cf.get(sends.trailing_zeros() as usize) {
+                    sends &= sends.wrapping_sub(1);
+                    m.write_compiled(c, &mut w)?;
+                }
+            }
+            Written::Compiled(cf, _) => {
+                let d = if dir == Direction::Up { DI_UP } else { DI_DOWN };
+                for c in cf {
+                    if c.op() & d != 0 && matches!((c.op() >> 3) & 7, CDA_VALUE_SENT | CDA_LSB) {
+                        m.write_compiled(c, &mut w)?;
+                    }
+                }
+            }
+            // (The compiled-only path never interprets: the no-compression rule has no fields.)
+            Written::Interpreted if INTERPRET => {
+                for fd in set.fields(rule) {
+                    if matches!(fd.cda, Cda::ValueSent | Cda::MappingSent | Cda::Lsb)
+                        && fd.di.applies(dir)
+                    {
+                        m.write_residue(set, fd, &mut w)?;
+                    }
+                }
+            }
+            Written::Interpreted | Written::Planned(..) => {}
+        }
+        let start = h.layer_end(layer);
+        w.copy_bits(packet, start * 8, (packet.len() - start) * 8)?;
+        let bits = w.position();
+        // `flush` fills the last byte with zeros: padding to a word that divides 8 adds nothing.
+        if 8 % word != 0 {
+            w.pad_to(word as u32)?;
+        }
+        let len = w.flush()?;
+        Ok((bits, len))
     };
-    let mut w = BitAcc::new(out);
-    w.write(u64::from(rule.id.value), u32::from(rule.id.length))
-        .map_err(write)?;
-    // Only value-sent, mapping-sent and LSB write a residue: the other descriptors (most of
-    // a typical rule) are skipped before their field is looked up.
-    match how {
-        // (The compiled-only path has no plans: `if INTERPRET` leaves these arms' code out.)
-        Written::Planned(cf, p) if INTERPRET => {
-            let data = h.data();
-            for o in p.outs.get(..usize::from(p.n_outs)).unwrap_or(&[]) {
-                match o.kind {
-                    OUT_FIELD => {
-                        let at = h.layer_start(o.layer) * 8 + usize::from(o.off);
-                        w.copy_bits(data, at, usize::from(o.len))
-                    }
-                    OUT_TOKEN => {
-                        let at = h.layer_start(Layer::Coap as u8 - 1) * 8 + 32;
-                        w.copy_bits(data, at, usize::from(h.tkl()) * 8)
-                    }
-                    _ => cf
-                        .get(usize::from(o.entry))
-                        .map_or(Ok(()), |c| m.write_compiled(c, &mut w)),
-                }
-                .map_err(write)?;
-            }
-        }
-        Written::Compiled(cf, Some(mut sends)) if INTERPRET => {
-            while let Some(c) = cf.get(sends.trailing_zeros() as usize) {
-                sends &= sends.wrapping_sub(1);
-                m.write_compiled(c, &mut w).map_err(write)?;
-            }
-        }
-        Written::Compiled(cf, _) => {
-            let d = if dir == Direction::Up { DI_UP } else { DI_DOWN };
-            for c in cf {
-                if c.op() & d != 0 && matches!((c.op() >> 3) & 7, CDA_VALUE_SENT | CDA_LSB) {
-                    m.write_compiled(c, &mut w).map_err(write)?;
-                }
-            }
-        }
-        // (The compiled-only path never interprets: the no-compression rule has no fields.)
-        Written::Interpreted if INTERPRET => {
-            for fd in set.fields(rule) {
-                if matches!(fd.cda, Cda::ValueSent | Cda::MappingSent | Cda::Lsb)
-                    && fd.di.applies(dir)
-                {
-                    m.write_residue(set, fd, &mut w).map_err(write)?;
-                }
-            }
-        }
-        Written::Interpreted | Written::Planned(..) => {}
-    }
-    let start = h.layer_end(layer);
-    w.copy_bits(packet, start * 8, (packet.len() - start) * 8)
-        .map_err(write)?;
-    let bits = w.position();
-    // `flush` fills the last byte with zeros: padding to a word that divides 8 adds nothing.
-    if 8 % word != 0 {
-        w.pad_to(word as u32).map_err(write)?;
-    }
-    let len = w.flush().map_err(write)?;
+    let (bits, len) = emit().map_err(|error| CompressError::Write {
+        rule: rule.id,
+        error,
+    })?;
     // In a set that is not prefix-free (unchecked), the ID may read back as another rule, with
     // the exact length or with the padding: refuse rather than let decompression use it.
     let written = out.get(..len).unwrap_or(&[]);
