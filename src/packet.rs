@@ -175,17 +175,11 @@ impl<'p> Headers<'p> {
         // The layers from the first to the deepest.
         let (first, depth) = (self.first as u8, depth as u8);
         self.present = ((1u8 << depth) - 1) & !((1u8 << (first - 1)) - 1);
-        let has = |l: Layer| self.present & (1 << (l as u8 - 1)) != 0;
-        let ipv6 = if has(Layer::Ipv6) { 10 } else { 0 };
-        let udp = ipv6 + if has(Layer::Udp) { 4 } else { 0 };
-        // A zero-length token (TKL 0) need not be described.
-        let coap = udp
-            + if has(Layer::Coap) {
-                5 + u8::from(self.tkl > 0) + self.n_options
-            } else {
-                0
-            };
-        self.counts = [0, ipv6, udp, coap];
+        // (Up to a layer past the deepest too: a plan checks its layers first. Each fits a
+        // byte: 10 + 4 + 6 + `MAX_OPTIONS` at most.)
+        const _: () = assert!(10 + 4 + 6 + MAX_OPTIONS <= u8::MAX as usize);
+        self.counts = [None, Some(Layer::Ipv6), Some(Layer::Udp), Some(Layer::Coap)]
+            .map(|l| self.field_count(l) as u8);
     }
 
     /// [`Headers::parse_with`]: the layers, and with `PLANS` their lengths.
