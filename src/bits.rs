@@ -384,18 +384,14 @@ impl<'a> BitAcc<'a> {
     /// Copies `n` bits starting at bit `off` of `src`. Bits past the end of `src` are zero.
     #[cfg_attr(feature = "std", inline(always))]
     pub fn copy_bits(&mut self, src: &[u8], off: usize, n: usize) -> Result<(), BitError> {
-        // Up to 56 bits (with the shift within the first byte, one word; a short payload, a
-        // residue) inline; more in the loop.
-        // Hosts: up to 56 bits (with the shift within the first byte, one word; a short
-        // payload, a residue) inline, more in the loop. (Devices read through `get_bits`,
-        // which they link anyway, and write through `write`'s one body: less flash.)
+        // Hosts: up to 56 bits (a short payload, a residue) inline, more in the loop.
+        // (Devices write through `write`'s one body: less flash.)
         #[cfg(feature = "std")]
         if n <= 56 {
-            let v = word_at(src, off / 8) << (off % 8) >> (64 - n.max(1));
-            // (`v` has no bits above the `n` it puts.)
+            // (The run has no bits above the `n` it puts.)
             return match n {
                 0 => Ok(()),
-                _ => self.put(v, n as u32),
+                _ => self.put(read_run(src, off, n), n as u32),
             };
         }
         self.copy_long(src, off, n)
@@ -403,15 +399,9 @@ impl<'a> BitAcc<'a> {
 
     /// [`BitAcc::copy_bits`] in runs of up to 56 bits.
     fn copy_long(&mut self, src: &[u8], mut off: usize, mut n: usize) -> Result<(), BitError> {
-        // With the shift within the first byte, 56 bits lie in one word, which `word_at`
-        // reads whole (inside `src`) or zero-padded (at its end).
         while n > 0 {
             let take = n.min(56);
-            #[cfg(feature = "std")]
-            let v = (word_at(src, off / 8) << (off % 8)) >> (64 - take);
-            #[cfg(not(feature = "std"))]
-            let v = get_bits(src, off, take as u32);
-            self.write(v, take as u32)?;
+            self.write(read_run(src, off, take), take as u32)?;
             off += take;
             n -= take;
         }
@@ -480,6 +470,17 @@ impl<'a> BitAcc<'a> {
         }
         Ok(end)
     }
+}
+
+/// `take` bits (1 to 56) of `src` from bit `off`, right-aligned, zero past its end. With the
+/// shift within the first byte they lie in one word: hosts read it with `word_at` (whole
+/// inside `src`, zero-padded at its end); devices through `get_bits`, which they link anyway.
+#[inline(always)]
+fn read_run(src: &[u8], off: usize, take: usize) -> u64 {
+    #[cfg(feature = "std")]
+    return (word_at(src, off / 8) << (off % 8)) >> (64 - take);
+    #[cfg(not(feature = "std"))]
+    return get_bits(src, off, take as u32);
 }
 
 /// A writer of MSB-first bit strings into a caller-owned byte slice. Every bit it writes is set
