@@ -162,6 +162,28 @@ pub fn word_at(data: &[u8], at: usize) -> u64 {
     })
 }
 
+/// Copies `n` bits of `src` from bit `off` into `dst` from bit `at`, keeping the other bits of
+/// the bytes it touches; bits past the end of `src` are read as zero. `None` (after writing what
+/// fits) when `dst` ends first. A byte of `dst` per step, with nothing of its own to set up:
+/// the one writer of the device's compiled-only codec, which writes SCHC packets in order and
+/// rebuilt headers field by field at their places (less flash than a sequential writer with
+/// its accumulator).
+pub fn copy_into(dst: &mut [u8], at: usize, src: &[u8], off: usize, n: usize) -> Option<()> {
+    let mut done = 0;
+    while done < n {
+        let p = at + done;
+        // The bits that go into this byte of `dst`, and the bits of it below them.
+        let k = (8 - (p % 8)).min(n - done);
+        let low = 8 - (p % 8) - k;
+        let v = get_bits(src, off + done, k as u32) as u32;
+        let b = dst.get_mut(p / 8)?;
+        let mask = ((1u32 << k) - 1) << low;
+        *b = ((u32::from(*b) & !mask) | (v << low)) as u8;
+        done += k;
+    }
+    Some(())
+}
+
 /// A reader of MSB-first bit strings over a borrowed byte slice.
 #[derive(Debug, Clone)]
 pub struct BitReader<'a> {
@@ -648,6 +670,35 @@ impl<'a> BitWriter<'a> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// `copy_into` sets exactly the bits a bit-by-bit copy sets, reads zeros past the end of
+    /// the source, keeps every other bit, and refuses a copy past the end of `dst`.
+    #[test]
+    fn copy_into_is_a_bit_by_bit_copy() {
+        let src: std::vec::Vec<u8> = (0..9u8).map(|i| i.wrapping_mul(0x9D) ^ 0x3C).collect();
+        let bit = |d: &[u8], i: usize| d.get(i / 8).map_or(0, |b| (b >> (7 - i % 8)) & 1);
+        for at in 0..20 {
+            for off in [0, 1, 5, 8, 13, 40, 67, 72, 75] {
+                for n in 0..=90 {
+                    let mut dst = [0xA5u8; 12];
+                    let r = copy_into(&mut dst, at, &src, off, n);
+                    if at + n > dst.len() * 8 {
+                        assert_eq!(r, None, "at {at} off {off} n {n}");
+                        continue;
+                    }
+                    assert_eq!(r, Some(()), "at {at} off {off} n {n}");
+                    for i in 0..dst.len() * 8 {
+                        let want = if (at..at + n).contains(&i) {
+                            bit(&src, off + i - at)
+                        } else {
+                            bit(&[0xA5; 12], i)
+                        };
+                        assert_eq!(bit(&dst, i), want, "at {at} off {off} n {n} bit {i}");
+                    }
+                }
+            }
+        }
+    }
 
     #[test]
     fn word_at_pads_with_zeros_at_every_length_and_offset() {

@@ -30,7 +30,7 @@ use crate::rule::{
     Nature, Rule, RuleId, RuleSet, HEADER_FIELDS,
 };
 
-mod compact;
+mod device;
 
 /// Settings shared by compression and decompression.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -331,7 +331,7 @@ pub fn compress<'a>(
     cfg: &Config,
     out: &mut [u8],
 ) -> Result<Compressed, CompressError> {
-    compress_with::<true>(set, packet, dir, cfg, out)
+    compress_with(set, packet, dir, cfg, out)
 }
 
 /// [`compress`] with the compiled form of the set's index ([`crate::rule::compiled`]) only,
@@ -350,13 +350,13 @@ pub fn compress_compiled<'a>(
     cfg: &Config,
     out: &mut [u8],
 ) -> Result<Compressed, CompressError> {
-    compress_with::<false>(set, packet, dir, cfg, out)
+    device::compress(set, packet, dir, cfg, out)
 }
 
-/// [`compress`] (`INTERPRET`: the interpreter for what the compiled form does not cover, and
-/// the compiled form only in validated sets) or [`compress_compiled`].
-#[cfg_attr(feature = "std", inline(always))]
-fn compress_with<'a, const INTERPRET: bool>(
+/// [`compress`]: the compiled form and plans in validated sets, the interpreter for what
+/// they do not cover.
+#[inline(always)]
+fn compress_with<'a>(
     set: &RuleSet<'a>,
     packet: &[u8],
     dir: Direction,
@@ -365,7 +365,7 @@ fn compress_with<'a, const INTERPRET: bool>(
 ) -> Result<Compressed, CompressError> {
     let mut h = Headers::unparsed(packet, dir, cfg.first_layer);
     // (Only plans ask for the lengths: the compiled-only path has none.)
-    h.parse_with::<INTERPRET>();
+    h.parse_with::<true>();
     let mut m = Matcher::new(&h, cfg);
     // The best rule so far: its total length, deepest layer, and how it matched: through its
     // compiled entries (and the entries that send a residue, as bits, from its plan) or the
@@ -376,23 +376,23 @@ fn compress_with<'a, const INTERPRET: bool>(
     let compiled = set
         .index()
         .map(|ix| ix.compiled)
-        .filter(|c| !INTERPRET || (!c.is_empty() && set.is_validated()));
+        .filter(|c| !c.is_empty() && set.is_validated());
     let pool = set.tables().3;
     // The rules' matching plans, trusted as the compiled form is.
     // (Not on the compiled-only path: devices hold no plans, and it keeps their code small.)
     let plans = set
         .index()
         .map(|ix| ix.plans)
-        .filter(|p| INTERPRET && !p.is_empty() && set.is_validated());
+        .filter(|p| !p.is_empty() && set.is_validated());
     let up = usize::from(dir == Direction::Down);
-    let ids_checked = INTERPRET && set.is_validated();
+    let ids_checked = set.is_validated();
     // The rules that can match, in set order, from the index; without one (or with too many
     // candidates), every rule. The same rules match either way, tried in the same order. An
     // index without key fields (rules that no field tells apart, as on most devices) makes
     // every compression rule a candidate: no need to probe it.
     let mut cands = Vec::new();
     let indexed = set.index().is_some_and(|ix| {
-        INTERPRET && ix.keys.first().is_some_and(|k| k.fp != 0) && candidates(ix, &h, &mut cands)
+        ix.keys.first().is_some_and(|k| k.fp != 0) && candidates(ix, &h, &mut cands)
     });
     let rules = set.rules();
     let n = if indexed { cands.len() } else { rules.len() };
@@ -422,13 +422,12 @@ fn compress_with<'a, const INTERPRET: bool>(
         let (result, how) = match (fast, cf) {
             (Some(r), Some(cf)) => (
                 r,
-                match plan.filter(|_| INTERPRET) {
+                match plan {
                     Some(p) if p.listed => Written::Planned(cf, p),
                     p => Written::Compiled(cf, p.map(|p| p.sends)),
                 },
             ),
-            _ if INTERPRET => (m.match_rule(set, rule).ok(), Written::Interpreted),
-            _ => (None, Written::Interpreted),
+            _ => (m.match_rule(set, rule).ok(), Written::Interpreted),
         };
         if let Some((residue, layer)) = result {
             let payload = packet.len() - h.layer_end(layer);
@@ -473,8 +472,7 @@ fn compress_with<'a, const INTERPRET: bool>(
         // Only value-sent, mapping-sent and LSB write a residue: the other descriptors (most of
         // a typical rule) are skipped before their field is looked up.
         match how {
-            // (The compiled-only path has no plans: `if INTERPRET` leaves these arms' code out.)
-            Written::Planned(cf, p) if INTERPRET => {
+            Written::Planned(cf, p) => {
                 let data = h.data();
                 for o in p.outs.get(..usize::from(p.n_outs)).unwrap_or(&[]) {
                     match o.kind {
@@ -492,7 +490,7 @@ fn compress_with<'a, const INTERPRET: bool>(
                     }?;
                 }
             }
-            Written::Compiled(cf, Some(mut sends)) if INTERPRET => {
+            Written::Compiled(cf, Some(mut sends)) => {
                 while let Some(c) = cf.get(sends.trailing_zeros() as usize) {
                     sends &= sends.wrapping_sub(1);
                     m.write_compiled(c, &mut w)?;
@@ -506,8 +504,7 @@ fn compress_with<'a, const INTERPRET: bool>(
                     }
                 }
             }
-            // (The compiled-only path never interprets: the no-compression rule has no fields.)
-            Written::Interpreted if INTERPRET => {
+            Written::Interpreted => {
                 for fd in set.fields(rule) {
                     if matches!(fd.cda, Cda::ValueSent | Cda::MappingSent | Cda::Lsb)
                         && fd.di.applies(dir)
@@ -516,7 +513,6 @@ fn compress_with<'a, const INTERPRET: bool>(
                     }
                 }
             }
-            Written::Interpreted | Written::Planned(..) => {}
         }
         let start = h.layer_end(layer);
         w.copy_bits(packet, start * 8, (packet.len() - start) * 8)?;
@@ -540,7 +536,7 @@ fn compress_with<'a, const INTERPRET: bool>(
     let padded = (len * 8 != bits).then_some(len * 8);
     let lengths = core::iter::once(bits)
         .chain(padded)
-        .filter(|_| INTERPRET && !set.is_validated());
+        .filter(|_| !set.is_validated());
     for bit_len in lengths {
         let read = set.lookup_prefix(written, bit_len);
         if !read.is_some_and(|r| core::ptr::eq(r, rule)) {
@@ -1564,7 +1560,7 @@ pub fn decompress_bits(
     cfg: &Config,
     out: &mut [u8],
 ) -> Result<Decompressed, DecompressError> {
-    decompress_with::<true>(set, schc, bit_len, dir, cfg, out)
+    decompress_with(set, schc, bit_len, dir, cfg, out)
 }
 
 /// [`decompress_bits`] with the compiled form only (see [`compress_compiled`]): a packet of a
@@ -1583,11 +1579,11 @@ pub fn decompress_compiled(
     cfg: &Config,
     out: &mut [u8],
 ) -> Result<Decompressed, DecompressError> {
-    decompress_with::<false>(set, schc, bit_len, dir, cfg, out)
+    device::decompress(set, schc, bit_len, dir, cfg, out)
 }
 
 #[inline(always)]
-fn decompress_with<const INTERPRET: bool>(
+fn decompress_with(
     set: &RuleSet<'_>,
     schc: &[u8],
     bit_len: usize,
@@ -1596,14 +1592,9 @@ fn decompress_with<const INTERPRET: bool>(
     out: &mut [u8],
 ) -> Result<Decompressed, DecompressError> {
     let bit_len = bit_len.min(schc.len() * 8);
-    // The compiled-only path (devices: a few prefix-free rules) tries the rules in order
-    // rather than search the index: the same rule, in less code.
-    let rule = if INTERPRET {
-        set.lookup_prefix(schc, bit_len)
-    } else {
-        set.lookup_linear(schc, bit_len)
-    }
-    .ok_or(DecompressError::UnknownRuleId)?;
+    let rule = set
+        .lookup_prefix(schc, bit_len)
+        .ok_or(DecompressError::UnknownRuleId)?;
     let id = rule.id;
     let limit = cfg.max_packet_size.min(out.len());
     let too_long = |_| DecompressError::TooLong { rule: id, limit };
@@ -1619,20 +1610,7 @@ fn decompress_with<const INTERPRET: bool>(
                 .and_then(|d| d.get_mut(..n))
                 .ok_or(too_long(()))?;
             // The packet's bytes, after the rule ID: a copy when it ends on a byte, else
-            // shifted byte by byte (no bit writer). The compiled-only path (devices) reads
-            // every byte with `get_bits`, aligned or not: no `memcpy`, the least code.
-            // (Without `std` only: on hosts the mere presence of this branch cost the
-            // interpreter's decompression instructions.)
-            #[cfg(not(feature = "std"))]
-            if !INTERPRET {
-                for (i, d) in dst.iter_mut().enumerate() {
-                    *d = get_bits(schc, r.position() + 8 * i, 8) as u8;
-                }
-                return Ok(Decompressed {
-                    rule_id: id,
-                    len: n,
-                });
-            }
+            // shifted byte by byte (no bit writer).
             let (k, sh) = (r.position() / 8, (r.position() % 8) as u32);
             match schc.get(k..k + n) {
                 Some(src) if sh == 0 => dst.copy_from_slice(src),
@@ -1656,30 +1634,13 @@ fn decompress_with<const INTERPRET: bool>(
             let compiled = set
                 .index()
                 .map(|ix| ix.compiled)
-                .filter(|c| !INTERPRET || (!c.is_empty() && set.is_validated()))
+                .filter(|c| !c.is_empty() && set.is_validated())
                 .and_then(|c| c.get(span.range()));
             if let Some(cf) = compiled {
                 let mut r2 = r.clone();
-                // The host's fast rebuild, or the device's compact one.
-                let rebuilt = if INTERPRET {
-                    rebuild_compiled(set, cf, &mut r2, schc, dir, cfg, id, dst)
-                } else {
-                    compact::rebuild(set, cf, &mut r2, schc, dir, cfg, id, dst)
-                };
-                if let Some(len) = rebuilt {
+                if let Some(len) = rebuild_compiled(set, cf, &mut r2, schc, dir, cfg, id, dst) {
                     return Ok(Decompressed { rule_id: id, len });
                 }
-            }
-            if !INTERPRET {
-                return Err(DecompressError::BadField {
-                    rule: id,
-                    entry: 0,
-                    fid: compiled
-                        .and_then(|c| c.first())
-                        .and_then(compiled_fid)
-                        .unwrap_or(Fid::Ipv6Version),
-                    reason: "the compiled form cannot rebuild this packet",
-                });
             }
             let len = Rebuilder {
                 set,
