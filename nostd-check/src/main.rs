@@ -34,16 +34,22 @@ fn panic(_: &core::panic::PanicInfo) -> ! {
     loop {}
 }
 
-/// The entry point: compress, decompress, compare, forever.
+/// Whether `a` and `b` hold the same bytes (a byte loop: no `memcmp` linked for the harness).
+fn same(a: &[u8], b: &[u8]) -> bool {
+    a.len() == b.len() && a.iter().zip(b).all(|(x, y)| x == y)
+}
+
+/// The entry point: compress, decompress, compare, forever. (The buffers are just large
+/// enough, which keeps their zeroing inline: the harness links no `memclr`.)
 #[no_mangle]
 pub extern "C" fn _start() -> ! {
     let cfg = Config::default();
-    let mut schc = [0u8; 64];
-    let mut packet = [0u8; 128];
+    let mut schc = [0u8; 8];
+    let mut packet = [0u8; 64];
     loop {
         let set = black_box(&rules::RULE_SET);
         let ok = match compress_compiled(set, black_box(&PACKET), Direction::Up, &cfg, &mut schc) {
-            Ok(c) => schc.get(..c.len) == Some(&SCHC[..]),
+            Ok(c) => same(schc.get(..c.len).unwrap_or(&[]), &SCHC),
             Err(_) => false,
         };
         let back = match decompress_compiled(
@@ -54,7 +60,7 @@ pub extern "C" fn _start() -> ! {
             &cfg,
             &mut packet,
         ) {
-            Ok(d) => packet.get(..d.len) == Some(&PACKET[..]),
+            Ok(d) => same(packet.get(..d.len).unwrap_or(&[]), &PACKET),
             Err(_) => false,
         };
         black_box((ok, back));

@@ -217,9 +217,11 @@ impl Scan<'_, '_> {
                 MO_EQUAL_POOL => {
                     let start = (tv >> 16) as usize;
                     let end = start.saturating_add((tv & 0xFFFF) as usize);
-                    self.pool
-                        .get(start..end)
-                        .is_some_and(|p| data.get(f.bytes()) == Some(p))
+                    // (A byte loop: no `memcmp` linked.)
+                    match (self.pool.get(start..end), data.get(f.bytes())) {
+                        (Some(p), Some(d)) => p.len() == d.len() && p.iter().zip(d).all(|(a, b)| a == b),
+                        _ => false,
+                    }
                 }
                 mo => {
                     let shift = f.len.saturating_sub(match mo {
@@ -655,3 +657,4 @@ fn nibble(v: usize) -> Option<(u32, u32, u32)> {
         _ => None,
     }
 }
+
