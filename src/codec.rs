@@ -791,6 +791,7 @@ fn csum_pseudo(pkt: &[u8]) -> u64 {
 
 /// The UDP checksum (RFC 768, RFC 8200 §8.1) of an IPv6/UDP packet, with the checksum field
 /// taken as zero. Returns 0xFFFF for a computed 0.
+#[cfg(feature = "std")]
 pub fn udp_checksum(pkt: &[u8]) -> u16 {
     // Pseudo-header addresses, the UDP header up to the checksum, then everything after the
     // checksum; then the UDP length and next header 17 of the pseudo-header.
@@ -823,6 +824,34 @@ pub fn udp_checksum(pkt: &[u8]) -> u16 {
     let sum = csum_add(sum, pkt.get(48..).unwrap_or(&[]));
     let (sum, c) = sum.overflowing_add(csum_pseudo(pkt));
     match !csum_fold(sum + u64::from(c)) {
+        0 => 0xFFFF,
+        c => c,
+    }
+}
+
+/// The UDP checksum (RFC 768, RFC 8200 §8.1) of an IPv6/UDP packet, with the checksum field
+/// taken as zero. Returns 0xFFFF for a computed 0.
+///
+/// Devices add 16-bit words one at a time, folding the carries as they go: the least code
+/// (flash), and a device checks few packets. (The unit tests run it with
+/// `--no-default-features`.)
+#[cfg(not(feature = "std"))]
+pub fn udp_checksum(pkt: &[u8]) -> u16 {
+    // The pseudo-header's UDP length and next header 17, then the words from the source
+    // address on but the checksum's (word 19 from byte 8), an odd last byte padded.
+    let udp_len = pkt
+        .get(44..46)
+        .map_or(0, |b| b.iter().fold(0, |w, &x| (w << 8) | u32::from(x)));
+    let mut sum = udp_len + 17;
+    for (i, w) in pkt.get(8..).unwrap_or(&[]).chunks(2).enumerate() {
+        let word = w.iter().fold(0, |w, &x| (w << 8) | u32::from(x)) << (8 * (2 - w.len()));
+        if i != 19 {
+            sum = (sum & 0xFFFF) + (sum >> 16) + word;
+        }
+    }
+    sum = (sum & 0xFFFF) + (sum >> 16);
+    sum = (sum & 0xFFFF) + (sum >> 16);
+    match !(sum as u16) {
         0 => 0xFFFF,
         c => c,
     }

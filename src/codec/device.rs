@@ -219,7 +219,9 @@ impl Scan<'_, '_> {
                     let end = start.saturating_add((tv & 0xFFFF) as usize);
                     // (A byte loop: no `memcmp` linked.)
                     match (self.pool.get(start..end), data.get(f.bytes())) {
-                        (Some(p), Some(d)) => p.len() == d.len() && p.iter().zip(d).all(|(a, b)| a == b),
+                        (Some(p), Some(d)) => {
+                            p.len() == d.len() && p.iter().zip(d).all(|(a, b)| a == b)
+                        }
                         _ => false,
                     }
                 }
@@ -657,4 +659,3 @@ fn nibble(v: usize) -> Option<(u32, u32, u32)> {
         _ => None,
     }
 }
-
