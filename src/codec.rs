@@ -838,16 +838,18 @@ pub fn udp_checksum(pkt: &[u8]) -> u16 {
 #[cfg(not(feature = "std"))]
 pub fn udp_checksum(pkt: &[u8]) -> u16 {
     // The pseudo-header's UDP length and next header 17, then the words from the source
-    // address on but the checksum's (word 19 from byte 8), an odd last byte padded.
-    let udp_len = pkt
-        .get(44..46)
-        .map_or(0, |b| b.iter().fold(0, |w, &x| (w << 8) | u32::from(x)));
-    let mut sum = udp_len + 17;
-    for (i, w) in pkt.get(8..).unwrap_or(&[]).chunks(2).enumerate() {
-        let word = w.iter().fold(0, |w, &x| (w << 8) | u32::from(x)) << (8 * (2 - w.len()));
-        if i != 19 {
-            sum = (sum & 0xFFFF) + (sum >> 16) + word;
+    // address on but the checksum's, an odd last byte padded.
+    let word = |i: usize| {
+        (u32::from(pkt.get(i).copied().unwrap_or(0)) << 8)
+            | u32::from(pkt.get(i + 1).copied().unwrap_or(0))
+    };
+    let mut sum = word(44) + 17;
+    let mut i = 8;
+    while i < pkt.len() {
+        if i != 46 {
+            sum = (sum & 0xFFFF) + (sum >> 16) + word(i);
         }
+        i += 2;
     }
     sum = (sum & 0xFFFF) + (sum >> 16);
     sum = (sum & 0xFFFF) + (sum >> 16);

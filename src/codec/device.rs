@@ -43,6 +43,9 @@ const _: () = assert!(
 );
 
 /// See [`super::compress_compiled`].
+// (The inline attributes in this module were chosen by measuring nostd-check's `.text`: LLVM's
+// size heuristics across the LTO boundary leave several hundred bytes on the table otherwise.)
+#[inline(never)]
 pub(super) fn compress(
     set: &RuleSet<'_>,
     packet: &[u8],
@@ -301,6 +304,7 @@ impl Scan<'_, '_> {
 
     /// The value decompression computes for the computed field of key `key`; `None` for a
     /// field it does not compute or cannot here.
+    #[inline(never)]
     fn computed(&mut self, key: u16) -> Option<u64> {
         let h = self.h;
         let len = h.data().len();
@@ -566,6 +570,7 @@ impl Rebuild<'_> {
     }
 
     /// Writes `n` bits of `val` at bit `at` of `out` (the last `n` of a word).
+    #[inline(always)]
     fn put(&self, out: &mut [u8], at: usize, val: Val, n: u32) -> Option<()> {
         let n = n as usize;
         match val {
@@ -581,6 +586,7 @@ impl Rebuild<'_> {
     /// The length in bits of the field of entry `c` (an applicable entry; `tkl`: the TKL
     /// decoded before it, if any) and where its value comes from, reading its residue from
     /// bit `pos` on; `None` for what the compiled form does not rebuild.
+    #[inline(always)]
     fn decode(&self, c: &CompiledField, pos: &mut usize, tkl: Option<u64>) -> Option<(u32, Val)> {
         let (op, len, tv, arg) = (c.op(), c.len(), c.tv(), c.arg());
         let (mo, cda) = (op & MO_MASK, (op >> 3) & 7);
