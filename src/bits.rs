@@ -169,13 +169,15 @@ pub fn word_at(data: &[u8], at: usize) -> u64 {
 /// rebuilt headers field by field at their places (less flash than a sequential writer with
 /// its accumulator).
 pub fn copy_into(dst: &mut [u8], at: usize, src: &[u8], off: usize, n: usize) -> Option<()> {
+    let byte = |i: usize| u32::from(src.get(i).copied().unwrap_or(0));
     let mut done = 0;
     while done < n {
-        let p = at + done;
+        let (p, s) = (at + done, off + done);
         // The bits that go into this byte of `dst`, and the bits of it below them.
-        let k = (8 - (p % 8)).min(n - done);
-        let low = 8 - (p % 8) - k;
-        let v = get_bits(src, off + done, k as u32) as u32;
+        let k = (8 - p % 8).min(n - done);
+        let low = 8 - p % 8 - k;
+        // Those `k` bits of `src`, right-aligned, from the two bytes they lie in.
+        let v = (((byte(s / 8) << 8) | byte(s / 8 + 1)) >> (16 - s % 8 - k)) & ((1 << k) - 1);
         let b = dst.get_mut(p / 8)?;
         let mask = ((1u32 << k) - 1) << low;
         *b = ((u32::from(*b) & !mask) | (v << low)) as u8;
