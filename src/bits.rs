@@ -72,23 +72,10 @@ pub fn get_bits(data: &[u8], off: usize, n: u32) -> u64 {
 /// reach into it.
 #[cfg(not(feature = "std"))]
 pub fn get_bits(data: &[u8], off: usize, n: u32) -> u64 {
-    let n = n.min(64);
-    if n == 0 {
-        return 0;
-    }
-    let (at, sh) = (off / 8, (off % 8) as u32);
-    let ninth = at
-        .checked_add(8)
-        .and_then(|i| data.get(i))
-        .map_or(0, |&b| u64::from(b));
-    // One load when 8 bytes are there (28 B of flash for about a quarter of a device's
-    // compression instructions), else `word_at`'s byte loop.
-    let word = match data.get(at..).and_then(|s| s.first_chunk::<8>()) {
-        Some(w) => u64::from_be_bytes(*w),
-        None => word_at(data, at),
-    };
-    // (A shift of 8 leaves nothing of the ninth byte when the bits start on a byte.)
-    ((word << sh) | (ninth >> (8 - sh))) >> (64 - n)
+    let n = n.min(64) as usize;
+    let mut w = [0u8; 8];
+    let _ = copy_into(&mut w, 64 - n, data, off, n);
+    u64::from_be_bytes(w)
 }
 
 /// [`get_bits`] byte by byte: near the end of `data`, or more than 64 bits from the first byte.
