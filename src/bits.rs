@@ -67,9 +67,9 @@ pub fn get_bits(data: &[u8], off: usize, n: u32) -> u64 {
     get_bits_slow(data, off, n)
 }
 
-/// [`get_bits`] on devices, for less flash: the 8 bytes from the first (zero past the end of
-/// `data`, as [`word_at`] reads them) shifted, and the top bits of the ninth when the bits
-/// reach into it.
+/// [`get_bits`] on devices, for less flash: the bits copied ([`copy_into`]) to the end of an
+/// 8-byte word (zero past the end of `data`). (The unit tests run it with
+/// `--no-default-features`.)
 #[cfg(not(feature = "std"))]
 pub fn get_bits(data: &[u8], off: usize, n: u32) -> u64 {
     let n = n.min(64) as usize;
