@@ -218,15 +218,15 @@ impl Scan<'_, '_> {
             // is one that fits it.)
             let matches = match op & MO_MASK {
                 MO_EQUAL_POOL => {
-                    let start = (tv >> 16) as usize;
-                    let end = start.saturating_add((tv & 0xFFFF) as usize);
-                    // (A byte loop: no `memcmp` linked.)
-                    match (self.pool.get(start..end), data.get(f.bytes())) {
-                        (Some(p), Some(d)) => {
-                            p.len() == d.len() && p.iter().zip(d).all(|(a, b)| a == b)
-                        }
-                        _ => false,
-                    }
+                    // (Byte by byte: no `memcmp` linked.)
+                    let (start, len) = ((tv >> 16) as usize, (tv & 0xFFFF) as usize);
+                    let at = f.off as usize / 8;
+                    f.len as usize == len * 8
+                        && (0..len).all(|i| {
+                            self.pool
+                                .get(start + i)
+                                .is_some_and(|p| data.get(at + i) == Some(p))
+                        })
                 }
                 mo => {
                     let shift = f.len.saturating_sub(match mo {
@@ -282,19 +282,19 @@ impl Scan<'_, '_> {
         } else {
             None
         };
-        let first = if mine & IPV6 != 0 {
-            Layer::Ipv6
-        } else if mine & UDP != 0 {
-            Layer::Udp
-        } else {
-            Layer::Coap
+        // The keys of the layers before the packet's first, which this direction must not
+        // describe.
+        let below = match h.first() {
+            Layer::Ipv6 => 0,
+            Layer::Udp => IPV6,
+            Layer::Coap => IPV6 | UDP,
         };
         // Every field once: an empty token (TKL 0) described is not among the packet's fields.
         let empty_token =
             u32::from(h.has(Layer::Coap) && h.tkl() == 0 && mine & (1 << TOKEN_KEY) != 0);
         let count = (mine & HEADER_KEYS as u32).count_ones() - empty_token + options;
         if layer.is_some_and(|l| !h.has(l))
-            || (mine != 0 && !h.has(first))
+            || mine & below != 0
             || count as usize != h.field_count(layer)
         {
             return None;
