@@ -3,9 +3,10 @@
 //! `equal` / `not-sent` with a short value, positions 1, 2, ... per number). These tests hold
 //! that path to the interpreter on options of every shape (small and extended deltas, repeated
 //! numbers, empty and 8-byte values, longer values that do not fold), on the packet the rule
-//! describes and on packets that differ from it by one option.
+//! describes and on packets that differ from it by one option. The device codec is held to the
+//! host on the same shapes, its rule listing the options in any order.
 
-use lpwan_schc::codec::{compress, udp_checksum, Config};
+use lpwan_schc::codec::{compress, compress_compiled, decompress_compiled, udp_checksum, Config};
 use lpwan_schc::json;
 use lpwan_schc::rule::index::RuleIndexBuf;
 use lpwan_schc::rule::{Cda, DirectionIndicator};
@@ -199,5 +200,57 @@ proptest! {
             prop_assert_eq!(a.map(|c| c.0), Ok(RuleId::new(1, 8)), "the described packet");
         }
         prop_assert_eq!(outcome(&planned, &q), outcome(&interp, &q), "changed {:?}", other);
+    }
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(
+        std::env::var("PROPTEST_CASES").ok().and_then(|v| v.parse().ok()).unwrap_or(300)
+    ))]
+
+    /// The device codec (`compress_compiled`, `decompress_compiled`) on the same option shapes,
+    /// the rule's option entries in any order, some of them value-sent: it compresses as the
+    /// host does, and rebuilds the packet, writing the options sorted with their deltas (one
+    /// pass over the entries per option) whatever order the rule lists them in.
+    #[test]
+    fn the_device_codec_rebuilds_options_listed_in_any_order(
+        opts in options(),
+        shuffle in any::<u64>(),
+        sent in any::<u8>(),
+    ) {
+        let anchor = json::from_str(include_str!("../rules/anchor.json")).unwrap();
+        let mut entries = positioned(&opts);
+        let k = entries.len();
+        for i in 0..k {
+            entries.swap(i, (shuffle >> (i * 8)) as usize % k);
+        }
+        let mut specs = rule(&anchor, &entries, true);
+        let first = specs.len() - k;
+        for (i, e) in specs[first..].iter_mut().enumerate() {
+            if sent & (1 << i) != 0 {
+                e.mo = MatchingOperator::Ignore;
+                e.cda = Cda::ValueSent;
+                e.tv.clear();
+            }
+        }
+        let mut set = RuleSetBuf::new();
+        set.push_compression(RuleId::new(1, 8), &specs).unwrap();
+        set.push_no_compression(RuleId::new(0, 8));
+        prop_assume!(set.validate().is_ok());
+        let ix = RuleIndexBuf::build(&set.as_set());
+        let compiled = set.as_set().with_index(ix.as_index()).into_validated().unwrap();
+        let p = packet(&opts);
+        let cfg = Config::default();
+        let mut host = vec![0u8; p.len() + 16];
+        let c = compress(&compiled, &p, Direction::Up, &cfg, &mut host).unwrap();
+        prop_assert_eq!(c.rule_id, RuleId::new(1, 8));
+        let mut dev = vec![0u8; p.len() + 16];
+        let d = compress_compiled(&compiled, &p, Direction::Up, &cfg, &mut dev).unwrap();
+        prop_assert_eq!(d, c);
+        prop_assert_eq!(&dev[..d.len], &host[..c.len]);
+        let mut back = vec![0u8; p.len() + 16];
+        let r = decompress_compiled(&compiled, &dev[..d.len], d.bits, Direction::Up, &cfg, &mut back)
+            .unwrap();
+        prop_assert_eq!(&back[..r.len], &p[..], "entries {:?}", entries);
     }
 }
