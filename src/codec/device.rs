@@ -605,14 +605,14 @@ impl Rebuild<'_> {
                 CDA_NOT_SENT => u32::from(arg) * 8,
                 CDA_VALUE_SENT => {
                     // The size prefix: 4 bits, 12 or 28 when the shorter ones are all ones.
-                    let mut size = 0;
-                    for n in [4, 8, 16] {
-                        size = get_bits(self.input, take(n)?, n as u32);
-                        if size != (1 << n) - 1 {
-                            break;
+                    let mut n = 4;
+                    loop {
+                        let size = get_bits(self.input, take(n)?, n as u32) as u32;
+                        if size != (1 << n) - 1 || n == 16 {
+                            break size * 8;
                         }
+                        n *= 2;
                     }
-                    u32::try_from(size * 8).ok()?
                 }
                 _ => return None,
             },
