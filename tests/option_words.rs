@@ -254,3 +254,75 @@ proptest! {
         prop_assert_eq!(&back[..r.len], &p[..], "entries {:?}", entries);
     }
 }
+
+/// Value-sent options long enough for every size prefix width (4, 12 and 28 bits: RFC 8724
+/// §7.5.2) through the device codec, as the host compresses and rebuilds them.
+#[test]
+fn the_device_codec_reads_every_size_prefix_width() {
+    let anchor = json::from_str(include_str!("../rules/anchor.json")).unwrap();
+    for len in [0usize, 14, 15, 254, 255, 300] {
+        let value: Vec<u8> = (0..len).map(|i| (i * 7) as u8).collect();
+        let opts = vec![(11u16, value), (15, b"k=v".to_vec())];
+        let mut specs = rule(&anchor, &positioned(&opts), true);
+        let first = specs.len() - 2;
+        for e in &mut specs[first..] {
+            e.mo = MatchingOperator::Ignore;
+            e.cda = Cda::ValueSent;
+            e.tv.clear();
+        }
+        let mut set = RuleSetBuf::new();
+        set.push_compression(RuleId::new(1, 8), &specs).unwrap();
+        set.push_no_compression(RuleId::new(0, 8));
+        let ix = RuleIndexBuf::build(&set.as_set());
+        let compiled = set
+            .as_set()
+            .with_index(ix.as_index())
+            .into_validated()
+            .unwrap();
+        let p = packet(&opts);
+        let cfg = Config::default();
+        let (mut host, mut dev) = (vec![0u8; p.len() + 16], vec![0u8; p.len() + 16]);
+        let c = compress(&compiled, &p, Direction::Up, &cfg, &mut host).unwrap();
+        let d = compress_compiled(&compiled, &p, Direction::Up, &cfg, &mut dev).unwrap();
+        assert_eq!((d, &dev[..d.len]), (c, &host[..c.len]), "{len} bytes");
+        // The rule ID, the MID's LSBs and the token (8 + 4 + 8 bits), then the prefix: the
+        // size in 4 bits, or 0xF and 8 bits, or 0xFFF and 16 bits.
+        let (prefix, width) = match len {
+            0..=14 => (len as u64, 4),
+            15..=254 => (0xF00 | len as u64, 12),
+            _ => (0xFFF_0000 | len as u64, 28),
+        };
+        assert_eq!(bits_at(&dev, 20, width), prefix, "{len} bytes");
+        let mut back = vec![0u8; p.len() + 16];
+        let r = decompress_compiled(
+            &compiled,
+            &dev[..d.len],
+            d.bits,
+            Direction::Up,
+            &cfg,
+            &mut back,
+        )
+        .unwrap();
+        assert_eq!(&back[..r.len], &p[..], "{len} bytes");
+        // Cut one byte into the value: refused, not rebuilt from bits past the end.
+        if len > 0 {
+            let cut = 20 + width + 8 * len - 8;
+            let e = decompress_compiled(
+                &compiled,
+                &dev[..d.len],
+                cut,
+                Direction::Up,
+                &cfg,
+                &mut back,
+            );
+            assert!(e.is_err(), "{len} bytes: {e:?}");
+        }
+    }
+}
+
+/// `n` bits of `data` from bit `off`, MSB first.
+fn bits_at(data: &[u8], off: usize, n: usize) -> u64 {
+    (off..off + n).fold(0, |v, i| {
+        (v << 1) | u64::from((data[i / 8] >> (7 - i % 8)) & 1)
+    })
+}
