@@ -102,7 +102,6 @@ pub struct Headers<'p> {
     /// again when asked for ([`Headers::options`]), not stored.
     options_at: usize,
     n_options: u8,
-    udp_start: usize,
     coap_end: usize,
     coap_error: Option<CoapError>,
     /// For plans: the parsed layers, bit `l - 1` for `Layer` `l` (`Layer as u8`).
@@ -148,7 +147,6 @@ impl<'p> Headers<'p> {
             tkl: 0,
             options_at: 0,
             n_options: 0,
-            udp_start: 0,
             coap_end: data.len(),
             coap_error: None,
             present: 0,
@@ -210,7 +208,6 @@ impl<'p> Headers<'p> {
                 return;
             }
             h.start[1] = next;
-            h.udp_start = next;
             h.depth = Some(Layer::Udp);
             if PLANS && len_at(next + 4) == data.len() - next {
                 h.lengths |= LENGTH_UDP;
@@ -262,7 +259,7 @@ impl<'p> Headers<'p> {
 
     /// Byte offset of the UDP header (when parsed).
     pub fn udp_start(&self) -> usize {
-        self.udp_start
+        self.start[1]
     }
 
     /// The packet.
@@ -299,7 +296,7 @@ impl<'p> Headers<'p> {
         match layer {
             None => 0,
             Some(Layer::Ipv6) => IPV6_HEADER_LEN,
-            Some(Layer::Udp) => self.udp_start + UDP_HEADER_LEN,
+            Some(Layer::Udp) => self.start[1] + UDP_HEADER_LEN,
             Some(Layer::Coap) => self.coap_end,
         }
     }
@@ -926,6 +923,10 @@ mod tests {
         assert_eq!(up.field(Fid::UdpDevPort, 1).unwrap().off, 320);
         assert_eq!(down.field(Fid::UdpDevPort, 1).unwrap().off, 336);
         assert_eq!(up.depth(), Some(Layer::Udp));
+        assert_eq!((up.udp_start(), up.layer_end(Some(Layer::Udp))), (40, 48));
+        let udp = Headers::parse_from(&p[40..], Direction::Up, Layer::Udp);
+        assert_eq!((udp.udp_start(), udp.layer_end(Some(Layer::Udp))), (0, 8));
+        assert_eq!(Headers::parse(&p[..44], Direction::Up).udp_start(), 0);
         assert_eq!(up.field(Fid::CoapVersion, 1), None);
         assert_eq!(up.field(Fid::Ipv6Version, 2), None);
     }
