@@ -156,6 +156,9 @@ impl<'p> Headers<'p> {
     }
 
     /// Parses the packet of [`Headers::unparsed`] in place.
+    // (Not inlined into the device's compress: 16 B less flash there, measured on
+    // `nostd-check`.)
+    #[inline(never)]
     pub(crate) fn parse_in_place(&mut self) {
         self.parse_with::<false>();
     }
