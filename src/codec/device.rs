@@ -62,8 +62,11 @@ pub(super) fn compress(
         checksum: None,
     };
     let compiled = set.index().map(|ix| ix.compiled);
-    // The best rule so far: the rule, its total length in bits, its entries, its deepest layer.
-    let mut best: Option<(&Rule, usize, &[_], Option<Layer>)> = None;
+    // The best rule so far: the rule, its total length in bits, its entries, its deepest
+    // layer, where its residues end; and whether they are still in `out` (no rule scanned
+    // after it).
+    let mut best: Option<(&Rule, usize, &[_], Option<Layer>, usize)> = None;
+    let mut fresh = false;
     for rule in set.rules() {
         let Nature::Compression(span) = rule.nature else {
             continue;
@@ -75,21 +78,24 @@ pub(super) fn compress(
         else {
             continue;
         };
-        // (The residues go to `out` from after the rule ID, to be written again.)
+        // (The residues go to `out` from after the rule ID: the best rule's are kept when no
+        // rule is scanned after it, else written again.)
         let mut w = Out {
             buf: out,
             at: rule.id.length as usize,
         };
+        fresh = false;
         if let Some((residue, layer)) = scan.rule(cf, &mut w) {
             let payload = packet.len() - h.layer_end(layer);
             let total = rule.id.length as usize + residue + payload * 8;
             if best.is_none_or(|b| total < b.1) {
-                best = Some((rule, total, cf, layer));
+                best = Some((rule, total, cf, layer, w.at));
+                fresh = true;
             }
         }
     }
     // No match: the no-compression rule, which writes like a rule with no entry.
-    let (rule, total, cf, layer) = match best {
+    let (rule, total, cf, layer, end) = match best {
         Some(b) => b,
         None => {
             let rule = set.no_compression().ok_or(CompressError::NoMatch)?;
@@ -104,6 +110,7 @@ pub(super) fn compress(
                 rule.id.length as usize + packet.len() * 8,
                 &[][..],
                 None,
+                0,
             )
         }
     };
@@ -119,10 +126,16 @@ pub(super) fn compress(
     let n = id.length as usize;
     let mut w = Out { buf: out, at: 0 };
     let start = h.layer_end(layer);
-    // The rule ID, the residues (the scan again, writing), the payload; then zeros to the end
-    // of the last byte, which pad to the L2 word.
+    // The rule ID, the residues (there, or the scan again, writing), the payload; then zeros
+    // to the end of the last byte, which pad to the L2 word.
     let written = w.put(&u64::from(id.value).to_be_bytes(), 64 - n, n)
-        && scan.rule(cf, &mut w).is_some()
+        && match fresh {
+            true => {
+                w.at = end;
+                true
+            }
+            false => scan.rule(cf, &mut w).is_some(),
+        }
         && w.put(packet, start * 8, (packet.len() - start) * 8);
     let bits = w.at;
     // (The buffer holds `total` bits, checked above, and the second scan matches as the
