@@ -92,8 +92,8 @@ fn check_round_trip(set: &RuleSet<'_>, pkt: &[u8], dir: Direction, cfg: &Config,
         Err(e) => panic!("a rule built to match refused the packet: {e}\n{pkt:02x?}"),
     };
     assert!(c.bits <= c.len * 8 && c.len <= out.len(), "{c:?}");
-    // The device's entry points (entries one by one, the compact decompressor) give the same
-    // packets when every rule compiles.
+    // The device's entry points (`codec::device`: one scan per rule, headers written as they
+    // are decoded) give the same packets when every rule compiles.
     let whole = set.index().is_some_and(|ix| !ix.compiled.is_empty())
         && set.rules().iter().all(|r| {
             set.fields(r)
