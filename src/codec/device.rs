@@ -44,7 +44,8 @@ const _: () = assert!(
 
 /// See [`super::compress_compiled`].
 // (The inline attributes in this module were chosen by measuring nostd-check's `.text`: LLVM's
-// size heuristics across the LTO boundary leave several hundred bytes on the table otherwise.)
+// size heuristics across the LTO boundary leave several hundred bytes on the table otherwise.
+// After changing this module, run `python3 nostd-check/inline_search.py`.)
 #[inline(never)]
 pub(super) fn compress(
     set: &RuleSet<'_>,
