@@ -8,14 +8,20 @@
 //! Both directions walk a rule's compiled entries in rule order and write with one primitive,
 //! [`copy_into`], which puts bits from a source at any bit of the output:
 //!
-//! - **Compression** runs [`Scan::rule`] over each rule, which matches every entry against the
-//!   packet's field and adds up the residue; then once more over the best rule with a writer,
-//!   which writes the residues as it goes. Matching and writing are one piece of code.
+//! - **Compression** runs [`Scan::rule`] over each rule: it matches every entry against the
+//!   packet's field, adds up the residue and writes it to the output as it goes (after where
+//!   the rule ID will be). Matching and writing are one piece of code, so they cannot
+//!   disagree. The best rule's residues are kept when no rule was scanned after it (a device's
+//!   one compression rule), else it is scanned once more; then the rule ID, the payload and
+//!   the padding are written.
 //! - **Decompression** decodes the entries in rule order and writes each header field at its
 //!   place in the packet (no table of values). The options must go out in (number, position)
-//!   order with deltas: each further pass over the entries finds the next one, so a rule that
-//!   lists its options in order (the usual case) costs one pass per option, and no sort or
-//!   option table is needed.
+//!   order with deltas: each further pass over the entries finds the next one, whatever order
+//!   the rule lists them in, so there is no option table and no sort. Then the payload marker
+//!   and the payload, and the computed lengths and checksum.
+//!
+//! Flash comes first here: on devices `get_bits` is itself a [`copy_into`], and the UDP
+//! checksum adds a 16-bit word at a time (see `BENCHMARKS.md` for what it costs in speed).
 
 use super::{
     compiled_fid, patch_computed, udp_checksum, CompressError, Compressed, Config, DecompressError,
@@ -186,8 +192,8 @@ impl Scan<'_, '_> {
     /// deepest layer it covers. Every entry must be expressible and match its field; then the
     /// rule's layers must all be in the packet and its entries of this direction must
     /// describe every field of them, once (validated sets describe no field twice). It writes
-    /// the residues to `w` as it goes (a write that does not fit is dropped: the caller
-    /// checks the length of the rule it keeps, and writes it again).
+    /// the residues to `w` as it goes (a write stops at the end of the buffer: the caller
+    /// checks that the rule it keeps fits before it uses them).
     fn rule(&mut self, cf: &[CompiledField], w: &mut Out<'_>) -> Option<(usize, Option<Layer>)> {
         let h = self.h;
         let data = h.data();
