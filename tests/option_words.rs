@@ -160,9 +160,7 @@ proptest! {
             let i = at.index(k);
             entries[i].1 += 1;
         }
-        let mut set = RuleSetBuf::new();
-        set.push_compression(RuleId::new(1, 8), &rule(&anchor, &entries, tkl_pinned)).unwrap();
-        set.push_no_compression(RuleId::new(0, 8));
+        let set = rule_set(&rule(&anchor, &entries, tkl_pinned));
         prop_assume!(set.validate().is_ok());
         let ix = RuleIndexBuf::build(&set.as_set());
         let planned = set.as_set().with_index(ix.as_index()).into_validated().unwrap();
@@ -201,12 +199,6 @@ proptest! {
         }
         prop_assert_eq!(outcome(&planned, &q), outcome(&interp, &q), "changed {:?}", other);
     }
-}
-
-proptest! {
-    #![proptest_config(ProptestConfig::with_cases(
-        std::env::var("PROPTEST_CASES").ok().and_then(|v| v.parse().ok()).unwrap_or(300)
-    ))]
 
     /// The device codec (`compress_compiled`, `decompress_compiled`) on the same option shapes,
     /// the rule's option entries in any order, some of them value-sent: it compresses as the
@@ -228,14 +220,10 @@ proptest! {
         let first = specs.len() - k;
         for (i, e) in specs[first..].iter_mut().enumerate() {
             if sent & (1 << i) != 0 {
-                e.mo = MatchingOperator::Ignore;
-                e.cda = Cda::ValueSent;
-                e.tv.clear();
+                value_sent(e);
             }
         }
-        let mut set = RuleSetBuf::new();
-        set.push_compression(RuleId::new(1, 8), &specs).unwrap();
-        set.push_no_compression(RuleId::new(0, 8));
+        let set = rule_set(&specs);
         prop_assume!(set.validate().is_ok());
         let ix = RuleIndexBuf::build(&set.as_set());
         let compiled = set.as_set().with_index(ix.as_index()).into_validated().unwrap();
@@ -265,14 +253,8 @@ fn the_device_codec_reads_every_size_prefix_width() {
         let opts = vec![(11u16, value), (15, b"k=v".to_vec())];
         let mut specs = rule(&anchor, &positioned(&opts), true);
         let first = specs.len() - 2;
-        for e in &mut specs[first..] {
-            e.mo = MatchingOperator::Ignore;
-            e.cda = Cda::ValueSent;
-            e.tv.clear();
-        }
-        let mut set = RuleSetBuf::new();
-        set.push_compression(RuleId::new(1, 8), &specs).unwrap();
-        set.push_no_compression(RuleId::new(0, 8));
+        specs[first..].iter_mut().for_each(value_sent);
+        let set = rule_set(&specs);
         let ix = RuleIndexBuf::build(&set.as_set());
         let compiled = set
             .as_set()
@@ -318,6 +300,21 @@ fn the_device_codec_reads_every_size_prefix_width() {
             assert!(e.is_err(), "{len} bytes: {e:?}");
         }
     }
+}
+
+/// Makes `e` an `ignore` / `value-sent` entry.
+fn value_sent(e: &mut FieldSpec) {
+    e.mo = MatchingOperator::Ignore;
+    e.cda = Cda::ValueSent;
+    e.tv.clear();
+}
+
+/// `specs` as rule 1/8, beside the no-compression rule 0/8.
+fn rule_set(specs: &[FieldSpec]) -> RuleSetBuf {
+    let mut set = RuleSetBuf::new();
+    set.push_compression(RuleId::new(1, 8), specs).unwrap();
+    set.push_no_compression(RuleId::new(0, 8));
+    set
 }
 
 /// `n` bits of `data` from bit `off`, MSB first.
