@@ -364,7 +364,7 @@ fn compress_with<'a>(
     out: &mut [u8],
 ) -> Result<Compressed, CompressError> {
     let mut h = Headers::unparsed(packet, dir, cfg.first_layer);
-    // (Only plans ask for the lengths: the compiled-only path has none.)
+    // (With what plans ask of every rule: the lengths, layers and field counts.)
     h.parse_with::<true>();
     let mut m = Matcher::new(&h, cfg);
     // The best rule so far: its total length, deepest layer, and how it matched: through its
@@ -379,7 +379,6 @@ fn compress_with<'a>(
         .filter(|c| !c.is_empty() && set.is_validated());
     let pool = set.tables().3;
     // The rules' matching plans, trusted as the compiled form is.
-    // (Not on the compiled-only path: devices hold no plans, and it keeps their code small.)
     let plans = set
         .index()
         .map(|ix| ix.plans)
@@ -1124,8 +1123,8 @@ impl<'h, 'p> Matcher<'h, 'p> {
             let Some(f) = self.compiled_field(c) else {
                 return Some(None);
             };
-            // One general step per entry: this loop serves devices (small code) and the rare
-            // rules without a plan; compression with plans does not come here.
+            // One general step per entry: this loop serves the rare rules without a usable
+            // plan; compression with plans does not come here.
             match self.match_entry(c, f, pool)? {
                 Some(b) => bits += b,
                 None => return Some(None),
@@ -1244,9 +1243,7 @@ impl<'h, 'p> Matcher<'h, 'p> {
 
     /// The packet's field that compiled entry `c` describes: a header field where it would
     /// be (see [`Headers::place`]), or the option, if the packet has it.
-    // (Devices: one copy for the matcher and the writer; less flash.)
     #[cfg_attr(feature = "std", inline(always))]
-    #[cfg_attr(not(feature = "std"), inline(never))]
     fn compiled_field(&self, c: &CompiledField) -> Option<FieldRef> {
         let key = c.key();
         if key < OPTION_KEY {
@@ -1307,9 +1304,7 @@ impl<'h, 'p> Matcher<'h, 'p> {
     /// The residue length of compiled entry `c` whose MO matched the packet's field `f` of
     /// value `v` (its first 64 bits), if its CDA can rebuild it; `None` if it cannot be
     /// compiled.
-    // (Devices: out of `match_entry`, whose every MO branch would otherwise get a copy.)
     #[cfg_attr(feature = "std", inline(always))]
-    #[cfg_attr(not(feature = "std"), inline(never))]
     fn entry_residue(&mut self, c: &CompiledField, f: FieldRef, v: u64) -> Option<Option<usize>> {
         let (op, len, arg) = (c.op(), c.len(), u32::from(c.arg()));
         let cda = (op >> 3) & 7;
@@ -1322,19 +1317,7 @@ impl<'h, 'p> Matcher<'h, 'p> {
             CDA_VALUE_SENT => Some(f.len as usize),
             CDA_LSB => Some(f.len.saturating_sub(arg) as usize),
             CDA_COMPUTE => {
-                // Hosts through the FID; devices by key, which links no key-to-FID table
-                // (flash). (The key form on hosts cost compress 27 and decompress 57
-                // instructions by code layout alone: this runs on neither's anchor path.)
-                #[cfg(feature = "std")]
                 let x = self.computed(Fid::from_header_index(usize::from(c.key()))?);
-                #[cfg(not(feature = "std"))]
-                let x = match c.key() {
-                    PAYLOAD_LENGTH_KEY => self.computed(Fid::Ipv6PayloadLength),
-                    UDP_LENGTH_KEY => self.computed(Fid::UdpLength),
-                    CHECKSUM_KEY => self.computed(Fid::UdpChecksum),
-                    k if usize::from(k) < HEADER_FIELDS => None,
-                    _ => return None,
-                };
                 x.filter(|&x| v == u64::from(x)).map(|_| 0)
             }
             CDA_DEV_IID | CDA_APP_IID => {
@@ -1468,9 +1451,7 @@ impl<'h, 'p> Matcher<'h, 'p> {
     }
 
     /// Writes the residue of compiled entry `c` (value-sent or LSB) of the matched rule.
-    // (Devices: kept out of the caller, whose loops call it; less flash.)
     #[cfg_attr(feature = "std", inline(always))]
-    #[cfg_attr(not(feature = "std"), inline(never))]
     fn write_compiled(&self, c: &CompiledField, w: &mut BitAcc<'_>) -> Result<(), BitError> {
         let Some(f) = self.compiled_field(c) else {
             return Ok(());
@@ -1490,9 +1471,8 @@ impl<'h, 'p> Matcher<'h, 'p> {
             }
             _ => return Ok(()),
         };
-        // Devices copy every residue (the same bits, less flash); hosts write one of at most
-        // 64 bits at once.
-        if len <= 64 && cfg!(feature = "std") {
+        // One of at most 64 bits at once.
+        if len <= 64 {
             w.write(get_bits(data, off, len as u32), len as u32)
         } else {
             w.copy_bits(data, off, len)
