@@ -24,16 +24,15 @@
 //! checksum adds a 16-bit word at a time (see `BENCHMARKS.md` for what it costs in speed).
 
 use super::{
-    compiled_fid, patch_computed, udp_checksum, CompressError, Compressed, Config, DecompressError,
-    Decompressed, IPV6_KEYS, MAX_DECODED, UDP_KEYS,
+    compiled_fid, computed_key_bit, patch_computed, udp_checksum, CompressError, Compressed,
+    Config, DecompressError, Decompressed, IPV6_KEYS, MAX_DECODED, UDP_KEYS,
 };
 use crate::bits::{copy_into, get_bits, size_prefix, BitError};
 use crate::packet::{Headers, IPV6_HEADER_LEN, UDP_HEADER_LEN};
 use crate::rule::compiled::{
     CompiledField, CDA_APP_IID, CDA_COMPUTE, CDA_DEV_IID, CDA_LSB, CDA_NOT_SENT, CDA_VALUE_SENT,
-    CHECKSUM_KEY, CHECK_CHECKSUM, CHECK_PAYLOAD_LENGTH, CHECK_UDP_LENGTH, DI_DOWN, DI_UP,
-    LEN_TOKEN, LEN_VARIABLE, MO_EQUAL, MO_EQUAL_POOL, MO_IGNORE, MO_MASK, MO_MSB, OPTION_KEY,
-    PAYLOAD_LENGTH_KEY, TKL_KEY, TOKEN_KEY, UDP_LENGTH_KEY,
+    CHECKSUM_KEY, DI_DOWN, DI_UP, LEN_TOKEN, LEN_VARIABLE, MO_EQUAL, MO_EQUAL_POOL, MO_IGNORE,
+    MO_MASK, MO_MSB, OPTION_KEY, PAYLOAD_LENGTH_KEY, TKL_KEY, TOKEN_KEY, UDP_LENGTH_KEY,
 };
 use crate::rule::fid::HEADER_PLACES;
 use crate::rule::{Direction, Fid, Layer, Nature, Rule, RuleId, RuleSet, HEADER_FIELDS};
@@ -475,13 +474,11 @@ impl Rebuild<'_> {
                 }
                 let (bits, val) = self.decode(c, &mut pos, tkl)?;
                 if (op >> 3) & 7 == CDA_COMPUTE {
-                    computed |= match key {
-                        PAYLOAD_LENGTH_KEY => CHECK_PAYLOAD_LENGTH,
-                        UDP_LENGTH_KEY => CHECK_UDP_LENGTH,
-                        CHECKSUM_KEY => CHECK_CHECKSUM,
-                        k if usize::from(k) < HEADER_FIELDS => 0,
-                        _ => return None,
-                    };
+                    // (No option is computed.)
+                    if usize::from(key) >= HEADER_FIELDS {
+                        return None;
+                    }
+                    computed |= computed_key_bit(key);
                 }
                 mine |= bit;
                 if key >= OPTION_KEY {
