@@ -35,7 +35,7 @@ use proptest::sample::Index;
 use proptest::test_runner::{Config as PtConfig, TestCaseError, TestRunner};
 use serde_json::Value;
 
-use common::hex;
+use common::{coap_options, hex};
 
 // ---------------------------------------------------------------------------------------------
 // Running
@@ -106,14 +106,6 @@ fn cases_scaled() -> bool {
 // Packets
 // ---------------------------------------------------------------------------------------------
 
-fn ext(v: usize) -> (u8, Vec<u8>) {
-    match v {
-        0..=12 => (v as u8, vec![]),
-        13..=268 => (13, vec![(v - 13) as u8]),
-        _ => (14, ((v - 269) as u16).to_be_bytes().to_vec()),
-    }
-}
-
 /// A well-formed CoAP message (options sorted; more than 32 options now and then).
 #[derive(Debug, Clone)]
 struct Coap {
@@ -134,16 +126,7 @@ impl Coap {
         ];
         m.extend_from_slice(&self.mid.to_be_bytes());
         m.extend_from_slice(&self.token);
-        let mut prev = 0u16;
-        for (n, v) in &self.options {
-            let (dn, dx) = ext(usize::from(n - prev));
-            let (ln, lx) = ext(v.len());
-            m.push((dn << 4) | ln);
-            m.extend(dx);
-            m.extend(lx);
-            m.extend_from_slice(v);
-            prev = *n;
-        }
+        m.extend(coap_options(&self.options));
         if !self.payload.is_empty() {
             m.push(0xFF);
             m.extend_from_slice(&self.payload);
@@ -1756,17 +1739,11 @@ fn reencode_coap(h: &Headers<'_>) -> Vec<u8> {
     ];
     m.extend_from_slice(&data[mid.bytes()]);
     m.extend_from_slice(&data[tok.bytes()]);
-    let mut prev = 0u16;
-    for o in h.options() {
-        let v = &data[o.value.bytes()];
-        let (dn, dx) = ext(usize::from(o.number - prev));
-        let (ln, lx) = ext(v.len());
-        m.push((dn << 4) | ln);
-        m.extend(dx);
-        m.extend(lx);
-        m.extend_from_slice(v);
-        prev = o.number;
-    }
+    let options: Vec<(u16, Vec<u8>)> = h
+        .options()
+        .map(|o| (o.number, data[o.value.bytes()].to_vec()))
+        .collect();
+    m.extend(coap_options(&options));
     if h.layer_end(Some(Layer::Coap)) < data.len() {
         m.push(0xFF);
     }

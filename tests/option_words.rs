@@ -16,24 +16,12 @@ use lpwan_schc::rule::{
 };
 use proptest::prelude::*;
 
+mod common;
+
+use common::{coap_options, hex};
+
 /// The anchor packet's IPv6, UDP and CoAP headers up to its 1-byte token 0xab.
 const HEAD: &str = "600000000017114020010db8000a0000000000000000000320010db8000a00000000000000000020d10016330017d71e41011234ab";
-
-fn hex(s: &str) -> Vec<u8> {
-    (0..s.len())
-        .step_by(2)
-        .map(|i| u8::from_str_radix(&s[i..i + 2], 16).unwrap())
-        .collect()
-}
-
-/// One option nibble and its extension bytes (RFC 7252 §3.1).
-fn nibble(v: usize) -> (u8, Vec<u8>) {
-    match v {
-        0..=12 => (v as u8, vec![]),
-        13..=268 => (13, vec![(v - 13) as u8]),
-        _ => (14, ((v - 269) as u16).to_be_bytes().to_vec()),
-    }
-}
 
 /// The anchor packet with `options` (sorted by number, stably) and its payload, lengths and
 /// UDP checksum made right.
@@ -41,16 +29,7 @@ fn packet(options: &[(u16, Vec<u8>)]) -> Vec<u8> {
     let mut p = hex(HEAD);
     let mut sorted = options.to_vec();
     sorted.sort_by_key(|o| o.0);
-    let mut prev = 0;
-    for (n, v) in &sorted {
-        let (d, dx) = nibble(usize::from(n - prev));
-        let (l, lx) = nibble(v.len());
-        p.push((d << 4) | l);
-        p.extend(dx);
-        p.extend(lx);
-        p.extend(v);
-        prev = *n;
-    }
+    p.extend(coap_options(&sorted));
     p.extend([0xFF, 1, 2, 3, 4]);
     let len = p.len();
     p[4..6].copy_from_slice(&((len - 40) as u16).to_be_bytes());

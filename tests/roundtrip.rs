@@ -9,6 +9,10 @@ use lpwan_schc::rule::{
 };
 use proptest::prelude::*;
 
+mod common;
+
+use common::coap_options;
+
 /// One header field of a generated packet: its FID, position, bits and whether it is
 /// byte-string valued (options).
 #[derive(Debug, Clone)]
@@ -82,14 +86,6 @@ fn checksum(p: &[u8]) -> u16 {
     }
 }
 
-fn ext(v: usize) -> (u8, Vec<u8>) {
-    match v {
-        0..=12 => (v as u8, vec![]),
-        13..=268 => (13, vec![(v - 13) as u8]),
-        _ => (14, ((v - 269) as u16).to_be_bytes().to_vec()),
-    }
-}
-
 impl GenPacket {
     fn bytes(&self) -> Vec<u8> {
         let mut udp_payload = Vec::new();
@@ -98,16 +94,7 @@ impl GenPacket {
             udp_payload.push(c.code);
             udp_payload.extend_from_slice(&c.mid.to_be_bytes());
             udp_payload.extend_from_slice(&c.token);
-            let mut prev = 0;
-            for (n, v) in &c.options {
-                let (dn, dx) = ext(usize::from(n - prev));
-                let (ln, lx) = ext(v.len());
-                udp_payload.push((dn << 4) | ln);
-                udp_payload.extend(dx);
-                udp_payload.extend(lx);
-                udp_payload.extend_from_slice(v);
-                prev = *n;
-            }
+            udp_payload.extend(coap_options(&c.options));
             if !self.payload.is_empty() {
                 udp_payload.push(0xFF);
             }

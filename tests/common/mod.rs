@@ -1,6 +1,31 @@
 //! Helpers shared by the integration tests.
 #![allow(dead_code)]
 
+/// CoAP options (RFC 7252 §3.1) as a message carries them, in the order given (sorted by
+/// number): each its delta and length nibbles, their extension bytes (13: one byte, the value
+/// minus 13; 14: two, minus 269), then its value.
+pub fn coap_options(options: &[(u16, Vec<u8>)]) -> Vec<u8> {
+    fn nibble(v: usize) -> (u8, Vec<u8>) {
+        match v {
+            0..=12 => (v as u8, vec![]),
+            13..=268 => (13, vec![(v - 13) as u8]),
+            _ => (14, ((v - 269) as u16).to_be_bytes().to_vec()),
+        }
+    }
+    let mut out = Vec::new();
+    let mut prev = 0;
+    for (n, v) in options {
+        let (d, dx) = nibble(usize::from(n - prev));
+        let (l, lx) = nibble(v.len());
+        out.push((d << 4) | l);
+        out.extend(dx);
+        out.extend(lx);
+        out.extend_from_slice(v);
+        prev = *n;
+    }
+    out
+}
+
 /// Bytes from hex (whitespace ignored); panics on malformed test data.
 pub fn hex(s: &str) -> Vec<u8> {
     let s: String = s.chars().filter(|c| !c.is_whitespace()).collect();
