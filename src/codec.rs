@@ -323,40 +323,9 @@ pub fn explain(
     }
 }
 
-/// Compresses `packet` going `dir` with the best matching rule of `set` into `out`.
+/// Compresses `packet` going `dir` with the best matching rule of `set` into `out`: through
+/// the compiled form and plans in validated sets, the interpreter for what they do not cover.
 pub fn compress<'a>(
-    set: &RuleSet<'a>,
-    packet: &[u8],
-    dir: Direction,
-    cfg: &Config,
-    out: &mut [u8],
-) -> Result<Compressed, CompressError> {
-    compress_with(set, packet, dir, cfg, out)
-}
-
-/// [`compress`] with the compiled form of the set's index ([`crate::rule::compiled`]) only,
-/// for a device that links no interpreter: rules with an entry the form cannot express are
-/// never used, and a set without a compiled table compresses nothing (the no-compression
-/// rule). It trusts the set as validation leaves it (no field described twice, the TKL
-/// before its token, target values that fit, prefix-free rule IDs) even when made with
-/// [`RuleSet::new_unchecked`]: check such static tables with [`RuleSet::validate`] in a test.
-/// It tries every rule in set order (a device holds a few) rather than probe the index, and
-/// uses no matching plans.
-/// On a validated set whose rules all compile it gives what [`compress`] gives.
-pub fn compress_compiled<'a>(
-    set: &RuleSet<'a>,
-    packet: &[u8],
-    dir: Direction,
-    cfg: &Config,
-    out: &mut [u8],
-) -> Result<Compressed, CompressError> {
-    device::compress(set, packet, dir, cfg, out)
-}
-
-/// [`compress`]: the compiled form and plans in validated sets, the interpreter for what
-/// they do not cover.
-#[inline(always)]
-fn compress_with<'a>(
     set: &RuleSet<'a>,
     packet: &[u8],
     dir: Direction,
@@ -550,6 +519,25 @@ fn compress_with<'a>(
         bits,
         len,
     })
+}
+
+/// [`compress`] with the compiled form of the set's index ([`crate::rule::compiled`]) only,
+/// for a device that links no interpreter: rules with an entry the form cannot express are
+/// never used, and a set without a compiled table compresses nothing (the no-compression
+/// rule). It trusts the set as validation leaves it (no field described twice, the TKL
+/// before its token, target values that fit, prefix-free rule IDs) even when made with
+/// [`RuleSet::new_unchecked`]: check such static tables with [`RuleSet::validate`] in a test.
+/// It tries every rule in set order (a device holds a few) rather than probe the index, and
+/// uses no matching plans.
+/// On a validated set whose rules all compile it gives what [`compress`] gives.
+pub fn compress_compiled<'a>(
+    set: &RuleSet<'a>,
+    packet: &[u8],
+    dir: Direction,
+    cfg: &Config,
+    out: &mut [u8],
+) -> Result<Compressed, CompressError> {
+    device::compress(set, packet, dir, cfg, out)
 }
 
 /// How compression matched the rule it writes, hence how it writes the residues.
@@ -1571,37 +1559,6 @@ pub fn decompress_bits(
     cfg: &Config,
     out: &mut [u8],
 ) -> Result<Decompressed, DecompressError> {
-    decompress_with(set, schc, bit_len, dir, cfg, out)
-}
-
-/// [`decompress_bits`] with the compiled form only (see [`compress_compiled`]): a packet of a
-/// rule it cannot rebuild, and every packet the interpreter would refuse, is refused with
-/// [`DecompressError::BadField`] (entry 0) instead of the interpreter's precise error. It reads
-/// the rules, the compiled table and the pool, never the [`FieldDesc`] table (a device need not
-/// link it): the error names entry 0's field from its compiled key (kept also by entries the
-/// compiled form cannot express). It finds the rule by trying the set's rules in order, not
-/// through the index (a device holds a few; their IDs are prefix-free as validation leaves
-/// them, so it is the rule the index would give).
-pub fn decompress_compiled(
-    set: &RuleSet<'_>,
-    schc: &[u8],
-    bit_len: usize,
-    dir: Direction,
-    cfg: &Config,
-    out: &mut [u8],
-) -> Result<Decompressed, DecompressError> {
-    device::decompress(set, schc, bit_len, dir, cfg, out)
-}
-
-#[inline(always)]
-fn decompress_with(
-    set: &RuleSet<'_>,
-    schc: &[u8],
-    bit_len: usize,
-    dir: Direction,
-    cfg: &Config,
-    out: &mut [u8],
-) -> Result<Decompressed, DecompressError> {
     let bit_len = bit_len.min(schc.len() * 8);
     let rule = set
         .lookup_prefix(schc, bit_len)
@@ -1667,6 +1624,25 @@ fn decompress_with(
             Ok(Decompressed { rule_id: id, len })
         }
     }
+}
+
+/// [`decompress_bits`] with the compiled form only (see [`compress_compiled`]): a packet of a
+/// rule it cannot rebuild, and every packet the interpreter would refuse, is refused with
+/// [`DecompressError::BadField`] (entry 0) instead of the interpreter's precise error. It reads
+/// the rules, the compiled table and the pool, never the [`FieldDesc`] table (a device need not
+/// link it): the error names entry 0's field from its compiled key (kept also by entries the
+/// compiled form cannot express). It finds the rule by trying the set's rules in order, not
+/// through the index (a device holds a few; their IDs are prefix-free as validation leaves
+/// them, so it is the rule the index would give).
+pub fn decompress_compiled(
+    set: &RuleSet<'_>,
+    schc: &[u8],
+    bit_len: usize,
+    dir: Direction,
+    cfg: &Config,
+    out: &mut [u8],
+) -> Result<Decompressed, DecompressError> {
+    device::decompress(set, schc, bit_len, dir, cfg, out)
 }
 
 /// The field a compiled entry describes, from its key (header field index, or an option).
